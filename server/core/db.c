@@ -1,0 +1,389 @@
+/*
+ * db.c - one libpq connection used by one thread at a time.
+ *
+ * A struct bu_db is created without connecting (bu_db_create never fails);
+ * every call first makes sure the connection is up (bu_db_ensure), so a
+ * PostgreSQL restart costs the statement in flight one BU_DB_ERR_CONN and
+ * nothing more. Reconnect attempts after a failed one are rate limited so a
+ * dead server does not turn every command into a connect storm.
+ *
+ * Transactions and reconnects: if the connection is lost while a transaction
+ * is open, the statements that follow (until COMMIT or ROLLBACK) fail with
+ * BU_DB_ERR_CONN instead of silently running outside any transaction on the
+ * new connection, and the COMMIT fails too. Only ROLLBACK clears the state.
+ *
+ * Errors are classified by SQLSTATE (PG_DIAG_SQLSTATE) and logged as
+ * "event=db.error sqlstate=... msg=..." with the server's primary message
+ * sanitised; the SQL text itself is never logged (it may be long, and the
+ * interesting part is which caller failed, which the log context says).
+ */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "db.h"
+#include "log.h"
+#include "metrics.h"
+
+/* after a failed connect attempt, fail fast for this long */
+#define DB_RECONNECT_DELAY_MS 250
+#define DB_ERRMSG_MAX 512
+
+struct bu_db {
+	char *conninfo;
+	PGconn *conn;
+	enum bu_db_err err;
+	char errmsg[DB_ERRMSG_MAX];
+	char sqlstate[6];
+	/* bu_db_expect: suppress the log of the next call if it fails with it */
+	bool expect_armed;
+	enum bu_db_err expect;
+	/* the connection died inside a transaction: see the file comment */
+	bool tx_lost;
+	bool ever_connected;
+	int64_t last_fail_ms;
+};
+
+static atomic_int db_connections;
+static pthread_once_t db_metrics_once = PTHREAD_ONCE_INIT;
+
+static int64_t db_connections_gauge(void *ctx)
+{
+	(void)ctx;
+	return atomic_load(&db_connections);
+}
+
+static void db_metrics_init(void)
+{
+	bu_metric_gauge_fn_register("bureau_db_connections", db_connections_gauge, NULL);
+}
+
+static const char *db_err_name(enum bu_db_err e)
+{
+	switch (e) {
+	case BU_DB_OK: return "ok";
+	case BU_DB_ERR_CONN: return "conn";
+	case BU_DB_ERR_UNIQUE: return "unique";
+	case BU_DB_ERR_FOREIGN: return "foreign";
+	case BU_DB_ERR_SERIAL: return "serial";
+	case BU_DB_ERR_OTHER: return "other";
+	}
+	return "other";
+}
+
+static void db_notice_processor(void *arg, const char *message)
+{
+	(void)arg;
+	size_t n = strlen(message);
+
+	while (n > 0 && (message[n - 1] == '\n' || message[n - 1] == '\r'))
+		n--;
+	bu_debug("event=db.notice msg=%s", bu_log_qn(message, n));
+}
+
+struct bu_db *bu_db_create(const char *conninfo)
+{
+	struct bu_db *db = bu_malloc(sizeof(*db));
+
+	pthread_once(&db_metrics_once, db_metrics_init);
+	db->conninfo = bu_strdup(conninfo != NULL ? conninfo : "");
+	return db;
+}
+
+static void db_disconnect(struct bu_db *db)
+{
+	if (db->conn != NULL) {
+		PQfinish(db->conn);
+		db->conn = NULL;
+		atomic_fetch_sub(&db_connections, 1);
+	}
+}
+
+void bu_db_destroy(struct bu_db **dbp)
+{
+	struct bu_db *db = *dbp;
+
+	if (db == NULL)
+		return;
+	db_disconnect(db);
+	bu_wipe(db->conninfo, strlen(db->conninfo));   /* may hold a password */
+	free(db->conninfo);
+	free(db);
+	*dbp = NULL;
+}
+
+static void db_set_error(struct bu_db *db, enum bu_db_err err,
+			 const char *sqlstate, const char *msg)
+{
+	size_t n = msg != NULL ? strlen(msg) : 0;
+
+	while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == '\r' || msg[n - 1] == ' '))
+		n--;
+	db->err = err;
+	bu_sanitize(db->errmsg, sizeof(db->errmsg), msg != NULL ? msg : "", n);
+	if (sqlstate != NULL && strlen(sqlstate) == 5)
+		memcpy(db->sqlstate, sqlstate, 6);
+	else
+		db->sqlstate[0] = '\0';
+}
+
+/* Log the error just recorded (unless bu_db_expect asked not to). */
+static void db_log_error(struct bu_db *db)
+{
+	char series[80];
+	bool quiet = db->expect_armed && db->expect == db->err;
+
+	db->expect_armed = false;
+	snprintf(series, sizeof(series), "bureau_db_errors_total{code=\"%s\"}",
+		 db_err_name(db->err));
+	bu_metric_add(series, 1);
+	bu_log(quiet ? BU_LOG_DEBUG : BU_LOG_ERROR,
+	       "event=db.error code=%s sqlstate=%s msg=%s", db_err_name(db->err),
+	       db->sqlstate[0] != '\0' ? db->sqlstate : "-", bu_log_q(db->errmsg));
+}
+
+static enum bu_db_err db_classify(const char *sqlstate)
+{
+	if (sqlstate == NULL || strlen(sqlstate) != 5)
+		return BU_DB_ERR_OTHER;
+	if (strcmp(sqlstate, "23505") == 0)
+		return BU_DB_ERR_UNIQUE;
+	if (strcmp(sqlstate, "23503") == 0)
+		return BU_DB_ERR_FOREIGN;
+	if (strcmp(sqlstate, "40001") == 0 || strcmp(sqlstate, "40P01") == 0)
+		return BU_DB_ERR_SERIAL;
+	/* class 08 connection exception; 57P01 admin_shutdown, 57P02
+	 * crash_shutdown, 57P03 cannot_connect_now; 53300 too_many_connections */
+	if (strncmp(sqlstate, "08", 2) == 0 || strcmp(sqlstate, "57P01") == 0 ||
+	    strcmp(sqlstate, "57P02") == 0 || strcmp(sqlstate, "57P03") == 0 ||
+	    strcmp(sqlstate, "53300") == 0)
+		return BU_DB_ERR_CONN;
+	return BU_DB_ERR_OTHER;
+}
+
+static int db_connect(struct bu_db *db)
+{
+	/* Later keywords override earlier ones, and the expanded conninfo
+	 * ("dbname" with expand_dbname) overrides what comes before it: our
+	 * defaults go first so that the operator's URL can change them. */
+	const char *const keys[] = {
+		"connect_timeout", "application_name", "client_encoding",
+		"dbname", NULL
+	};
+	const char *const values[] = {
+		"10", "bureaud", "UTF8", db->conninfo, NULL
+	};
+	int64_t now = bu_mono_ms();
+
+	if (db->last_fail_ms != 0 && now - db->last_fail_ms < DB_RECONNECT_DELAY_MS) {
+		db->err = BU_DB_ERR_CONN;   /* keep the message of the last try */
+		return -1;
+	}
+	db->conn = PQconnectdbParams(keys, values, 1);
+	atomic_fetch_add(&db_connections, 1);
+	if (PQstatus(db->conn) != CONNECTION_OK) {
+		db_set_error(db, BU_DB_ERR_CONN, NULL, PQerrorMessage(db->conn));
+		db_disconnect(db);
+		db->last_fail_ms = now != 0 ? now : 1;
+		db->expect_armed = false;
+		bu_metric_add("bureau_db_errors_total{code=\"conn\"}", 1);
+		bu_error("event=db.error code=conn sqlstate=- msg=%s",
+			 bu_log_q(db->errmsg));
+		return -1;
+	}
+	PQsetNoticeProcessor(db->conn, db_notice_processor, NULL);
+	if (db->ever_connected) {
+		bu_metric_add("bureau_db_reconnects_total", 1);
+		bu_info("event=db.reconnect");
+	}
+	db->ever_connected = true;
+	db->last_fail_ms = 0;
+	return 0;
+}
+
+int bu_db_ensure(struct bu_db *db)
+{
+	if (db->conn != NULL) {
+		if (PQstatus(db->conn) == CONNECTION_OK)
+			return 0;
+		/* A dead connection is replaced by a new one (PQreset would do
+		 * the same, with the old settings). */
+		db_disconnect(db);
+	}
+	return db_connect(db);
+}
+
+PGconn *bu_db_pg(struct bu_db *db)
+{
+	return db->conn;
+}
+
+static bool db_sql_is(const char *sql, const char *word)
+{
+	size_t n = strlen(word);
+
+	while (*sql == ' ' || *sql == '\t' || *sql == '\n' || *sql == '\r')
+		sql++;
+	return strncasecmp(sql, word, n) == 0 &&
+		(sql[n] == '\0' || sql[n] == ' ' || sql[n] == ';' ||
+		 sql[n] == '\n' || sql[n] == '\t');
+}
+
+/* The transaction this conn was in is gone with the old connection. */
+static PGresult *db_tx_lost_call(struct bu_db *db, const char *sql)
+{
+	if (db_sql_is(sql, "ROLLBACK") || db_sql_is(sql, "ABORT")) {
+		db->tx_lost = false;
+		db->err = BU_DB_OK;
+		return NULL;
+	}
+	if (db_sql_is(sql, "COMMIT") || db_sql_is(sql, "END"))
+		db->tx_lost = false;
+	db_set_error(db, BU_DB_ERR_CONN, NULL,
+		     "connection lost during the transaction");
+	db_log_error(db);
+	return NULL;
+}
+
+PGresult *bu_db_query_bin(struct bu_db *db, const char *sql, int nparams,
+			  const char *const *params, const int *lengths,
+			  const int *formats)
+{
+	PGresult *res;
+	PGTransactionStatusType tx_before;
+	ExecStatusType st;
+	int64_t start;
+
+	bu_assert(sql != NULL && nparams >= 0);
+	if (db->tx_lost)
+		return db_tx_lost_call(db, sql);
+	if (bu_db_ensure(db) < 0) {
+		db->expect_armed = false;
+		return NULL;
+	}
+	tx_before = PQtransactionStatus(db->conn);
+	start = bu_mono_us();
+	res = PQexecParams(db->conn, sql, nparams, NULL, params, lengths,
+			   formats, 0);
+	bu_metric_observe("bureau_db_query_seconds", NULL,
+			  (double)(bu_mono_us() - start) / 1e6);
+	st = res != NULL ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+	if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
+		db->err = BU_DB_OK;
+		db->expect_armed = false;
+		return res;
+	}
+
+	const char *sqlstate = res != NULL ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+	const char *msg = res != NULL ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+	enum bu_db_err err = db_classify(sqlstate);
+
+	if (msg == NULL)
+		msg = PQerrorMessage(db->conn);
+	if (PQstatus(db->conn) != CONNECTION_OK)
+		err = BU_DB_ERR_CONN;
+	else if (st != PGRES_FATAL_ERROR && st != PGRES_NONFATAL_ERROR && sqlstate == NULL)
+		msg = "unexpected result status (COPY is not supported here)";
+	db_set_error(db, err, sqlstate, msg);
+	PQclear(res);
+	if (err == BU_DB_ERR_CONN) {
+		db_disconnect(db);
+		if (tx_before == PQTRANS_INTRANS || tx_before == PQTRANS_INERROR ||
+		    tx_before == PQTRANS_ACTIVE) {
+			/* unless the failing statement ended it anyway */
+			if (!db_sql_is(sql, "ROLLBACK") && !db_sql_is(sql, "ABORT") &&
+			    !db_sql_is(sql, "COMMIT") && !db_sql_is(sql, "END"))
+				db->tx_lost = true;
+		}
+	}
+	db_log_error(db);
+	return NULL;
+}
+
+PGresult *bu_db_query(struct bu_db *db, const char *sql, int nparams,
+		      const char *const *params)
+{
+	return bu_db_query_bin(db, sql, nparams, params, NULL, NULL);
+}
+
+int bu_db_exec(struct bu_db *db, const char *sql, int nparams,
+	       const char *const *params)
+{
+	PGresult *res = bu_db_query(db, sql, nparams, params);
+
+	if (res == NULL)
+		return -1;
+	PQclear(res);
+	return 0;
+}
+
+int bu_db_begin(struct bu_db *db)
+{
+	return bu_db_exec(db, "BEGIN", 0, NULL);
+}
+
+int bu_db_commit(struct bu_db *db)
+{
+	PGresult *res;
+
+	if (db->tx_lost) {
+		(void)db_tx_lost_call(db, "COMMIT");
+		return -1;
+	}
+	res = bu_db_query(db, "COMMIT", 0, NULL);
+	if (res == NULL)
+		return -1;
+	/* COMMIT of a failed transaction "succeeds" as ROLLBACK */
+	if (strcmp(PQcmdStatus(res), "ROLLBACK") == 0) {
+		PQclear(res);
+		db_set_error(db, BU_DB_ERR_OTHER, NULL,
+			     "COMMIT of an aborted transaction rolled back");
+		db_log_error(db);
+		return -1;
+	}
+	PQclear(res);
+	return 0;
+}
+
+void bu_db_rollback(struct bu_db *db)
+{
+	enum bu_db_err saved_err = db->err;
+	char saved_msg[DB_ERRMSG_MAX];
+	char saved_state[6];
+
+	/* keep the error of the statement that made the caller roll back */
+	memcpy(saved_msg, db->errmsg, sizeof(saved_msg));
+	memcpy(saved_state, db->sqlstate, sizeof(saved_state));
+	if (db->tx_lost) {
+		db->tx_lost = false;
+	} else if (db->conn != NULL && PQstatus(db->conn) == CONNECTION_OK &&
+		   PQtransactionStatus(db->conn) != PQTRANS_IDLE) {
+		PGresult *res = PQexec(db->conn, "ROLLBACK");
+
+		if (PQresultStatus(res) != PGRES_COMMAND_OK &&
+		    PQstatus(db->conn) != CONNECTION_OK)
+			db_disconnect(db);
+		PQclear(res);
+	}
+	db->err = saved_err;
+	memcpy(db->errmsg, saved_msg, sizeof(saved_msg));
+	memcpy(db->sqlstate, saved_state, sizeof(saved_state));
+	db->expect_armed = false;
+}
+
+enum bu_db_err bu_db_errcode(const struct bu_db *db)
+{
+	return db->err;
+}
+
+const char *bu_db_errmsg(const struct bu_db *db)
+{
+	return db->err == BU_DB_OK ? "" : db->errmsg;
+}
+
+void bu_db_expect(struct bu_db *db, enum bu_db_err code)
+{
+	db->expect_armed = true;
+	db->expect = code;
+}
