@@ -42,6 +42,17 @@ struct collection {
 	char *description;       /* may be NULL */
 };
 
+/* Return values of collection_* (and principal_*) functions: 1 done/found,
+ * 0 refused with a user-facing message in *error_r (not found, name
+ * exists, bad name, "INBOX cannot be deleted"), -1 database error. *error_r
+ * points to a per-thread buffer valid until the next call on the thread.
+ * These functions do not check ACLs: callers call acl_check() first. */
+
+/* Create inside the caller's transaction, stamped with `modseq` (from
+ * changelog_next()). */
+int collection_insert_tx(struct bu_db *db, int64_t account_id, enum collection_kind kind,
+			 const char *name, const char *special_use, int64_t modseq,
+			 int64_t *id_r);
 /* Create; fails with 0 when the name exists. *id_r set. Bumps the
  * account's counter (folder hierarchy changes are changes too). */
 int collection_create(struct bu_db *db, int64_t account_id, enum collection_kind kind,

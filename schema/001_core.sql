@@ -26,6 +26,10 @@ CREATE TABLE accounts (
 	quota_storage  bigint NOT NULL DEFAULT 0, -- bytes, 0 = unlimited
 	quota_messages bigint NOT NULL DEFAULT 0,
 	modseq         bigint NOT NULL DEFAULT 1,
+	-- last UIDVALIDITY handed to one of its collections: the next one is
+	-- GREATEST(this + 1, epoch seconds), so a folder deleted and created
+	-- again under the same name never shows a client an old UIDVALIDITY.
+	last_uidvalidity bigint NOT NULL DEFAULT 0,
 	used_storage   bigint NOT NULL DEFAULT 0, -- maintained by the mail store
 	used_messages  bigint NOT NULL DEFAULT 0,
 	created_at     timestamptz NOT NULL DEFAULT now(),
@@ -44,7 +48,8 @@ CREATE INDEX aliases_account ON aliases(account_id);
 CREATE TABLE members (
 	account_id bigint NOT NULL REFERENCES accounts(id) ON DELETE CASCADE, -- the group / shared
 	member_id  bigint NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
-	PRIMARY KEY (account_id, member_id)
+	PRIMARY KEY (account_id, member_id),
+	CHECK (account_id <> member_id)
 );
 CREATE INDEX members_member ON members(member_id);
 
@@ -65,7 +70,7 @@ CREATE TABLE collections (
 	kind           text NOT NULL CHECK (kind IN ('mail', 'calendar', 'addressbook', 'tasks')),
 	name           text NOT NULL,
 	special_use    text,
-	uidvalidity    bigint NOT NULL,
+	uidvalidity    bigint NOT NULL CHECK (uidvalidity BETWEEN 1 AND 4294967295),
 	uidnext        bigint NOT NULL DEFAULT 1,
 	modseq         bigint NOT NULL DEFAULT 1,   -- highest modseq of anything in it
 	created_modseq bigint NOT NULL DEFAULT 1,
@@ -78,16 +83,19 @@ CREATE TABLE collections (
 
 -- Deleted things, stamped with the change counter value of the delete.
 -- kind: 'message' (collection_id, item_uid), 'event'/'contact' (name),
--- 'collection' (collection_id, name).
+-- 'collection' (collection_id, name). A surrogate id is the key because one
+-- change (one modseq) may delete several events or contacts of a collection.
 CREATE TABLE tombstones (
 	account_id    bigint NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+	id            bigserial,
 	collection_id bigint NOT NULL,
 	modseq        bigint NOT NULL,
 	kind          text NOT NULL,
 	item_uid      bigint NOT NULL DEFAULT 0,
 	name          text,
-	PRIMARY KEY (account_id, collection_id, modseq, kind, item_uid)
+	PRIMARY KEY (account_id, id)
 );
+CREATE INDEX tombstones_coll ON tombstones(account_id, collection_id, modseq);
 CREATE INDEX tombstones_kind ON tombstones(account_id, kind, modseq);
 
 -- ACLs: (owner account, collection or 0 = whole account, grantee) -> rights
@@ -97,7 +105,8 @@ CREATE TABLE acl (
 	collection_id bigint NOT NULL DEFAULT 0,
 	grantee_id    bigint NOT NULL,
 	rights        text NOT NULL,
-	PRIMARY KEY (account_id, collection_id, grantee_id)
+	PRIMARY KEY (account_id, collection_id, grantee_id),
+	CHECK (grantee_id > 0 OR grantee_id IN (-1, -2))
 );
 CREATE INDEX acl_grantee ON acl(grantee_id);
 
@@ -107,3 +116,4 @@ CREATE TABLE auth_failures (
 	failures     integer NOT NULL DEFAULT 0,
 	window_start timestamptz NOT NULL DEFAULT now()
 );
+CREATE INDEX auth_failures_window ON auth_failures(window_start);

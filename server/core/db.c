@@ -116,12 +116,19 @@ void bu_db_destroy(struct bu_db **dbp)
 static void db_set_error(struct bu_db *db, enum bu_db_err err,
 			 const char *sqlstate, const char *msg)
 {
-	size_t n = msg != NULL ? strlen(msg) : 0;
+	size_t n;
 
-	while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == '\r' || msg[n - 1] == ' '))
+	/* libpq's connection messages run over several lines; the first one
+	 * says what happened, the rest are generic hints */
+	if (msg == NULL)
+		msg = "";
+	if (strncmp(msg, "FATAL:  ", 8) == 0)
+		msg += 8;
+	n = strcspn(msg, "\r\n");
+	while (n > 0 && msg[n - 1] == ' ')
 		n--;
 	db->err = err;
-	bu_sanitize(db->errmsg, sizeof(db->errmsg), msg != NULL ? msg : "", n);
+	bu_sanitize(db->errmsg, sizeof(db->errmsg), msg, n);
 	if (sqlstate != NULL && strlen(sqlstate) == 5)
 		memcpy(db->sqlstate, sqlstate, 6);
 	else

@@ -29,19 +29,20 @@
 
 #define LOG_LINE_MAX 4096
 #define LOG_CTX_MAX 256
-#define LOG_Q_MAX 200                  /* bytes of value inside the quotes */
+#define LOG_Q_MAX 200 /* bytes of value inside the quotes */
 #define LOG_Q_RING 8
 
 static atomic_int log_fd = STDERR_FILENO;
 static atomic_int log_min_level = BU_LOG_INFO;
-static bool log_fd_owned;               /* log_fd is ours (a file, >= 3) */
-static char *log_path;                  /* NULL = stderr */
+static bool log_fd_owned; /* log_fd is ours (a file, >= 3) */
+static char *log_path;	  /* NULL = stderr */
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static __thread char log_ctx[LOG_CTX_MAX];
 static __thread char log_q_ring[LOG_Q_RING][LOG_Q_MAX + 8];
 static __thread unsigned log_q_next;
 
+/* clang-format off */
 static const char *const level_names[] = {
 	[BU_LOG_DEBUG] = "debug",
 	[BU_LOG_INFO] = "info",
@@ -49,6 +50,7 @@ static const char *const level_names[] = {
 	[BU_LOG_ERROR] = "error",
 	[BU_LOG_FATAL] = "fatal",
 };
+/* clang-format on */
 
 /* ---- destination ------------------------------------------------------ */
 
@@ -222,8 +224,8 @@ static void line_add_ts(struct line *l)
 	clock_gettime(CLOCK_REALTIME, &ts);
 	gmtime_r(&ts.tv_sec, &tm);
 	n = snprintf(tsbuf, sizeof(tsbuf), "ts=%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ ",
-		     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-		     tm.tm_sec, ts.tv_nsec / 1000000);
+		     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+		     ts.tv_nsec / 1000000);
 	if (n > 0)
 		line_add(l, tsbuf, (size_t)n < sizeof(tsbuf) ? (size_t)n : sizeof(tsbuf) - 1);
 }
@@ -248,7 +250,7 @@ static void line_write(struct line *l)
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r <= 0)
-			break;          /* nowhere to report it */
+			break; /* nowhere to report it */
 		p += r;
 		left -= (size_t)r;
 	}

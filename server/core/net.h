@@ -25,6 +25,16 @@
 #include "config.h"
 #include "util.h"
 
+/* Output thresholds: producers stop queueing at BU_CONN_OUT_HIWAT and
+ * continue in ops->drained(), called when the queue falls below
+ * BU_CONN_OUT_LOWAT after having been above it. */
+#define BU_CONN_OUT_HIWAT (256 * 1024)
+#define BU_CONN_OUT_LOWAT (64 * 1024)
+
+/* Protocols enforce their own line limit (cfg->max_line): the input buffer
+ * holds at most 1 MiB, and when input() never consumes, reading stops until
+ * the read timeout closes the connection. */
+
 struct bu_conn;
 struct bu_db;
 struct bu_server;
@@ -64,7 +74,8 @@ bool bu_conn_closing(const struct bu_conn *c);
 /* Stop (true) or resume (false) calling ops->input. Resuming with buffered
  * input schedules an input() call. */
 void bu_conn_pause_input(struct bu_conn *c, bool pause);
-/* Start TLS now (server side). Queued output is flushed first in plaintext
+/* Start TLS now (server side). Consume the STARTTLS command line from
+ * bu_conn_in() first: whatever is still buffered is discarded. Queued output is flushed first in plaintext
  * (write the protocol's "go ahead" before calling this); input already
  * buffered is discarded (RFC 3207 section 4.2 / RFC 2595 section 3.1).
  * Returns 0, or -1 when TLS is not configured or already active. */
@@ -82,7 +93,8 @@ void bu_conn_set_timer(struct bu_conn *c, int64_t ms);
 /* Receive ops->notify for changes to account_id (0 = stop watching).
  * One account per conn. */
 void bu_conn_watch(struct bu_conn *c, int64_t account_id);
-/* Install a zlib deflate layer (IMAP COMPRESS, RFC 4978) after the queued
+/* (Consume the COMPRESS command line first: bytes still buffered are taken
+ * as compressed, RFC 4978 section 3.) Install a zlib deflate layer (IMAP COMPRESS, RFC 4978) after the queued
  * output: 0 ok, -1 already active. */
 int bu_conn_compress(struct bu_conn *c);
 /* Per-connection log context ("proto=imap conn=12 ip=..."); call again
@@ -138,6 +150,8 @@ void bu_server_notify(struct bu_server *s, int64_t account_id, int64_t collectio
 /* Stop accepting, let sessions finish for up to grace_s seconds, then close
  * them and join all threads. */
 void bu_server_shutdown(struct bu_server *s, int grace_s);
+/* Stop the hub (bu_hub_stop) before destroying: bu_server_notify after
+ * destroy is a use-after-free (after shutdown it is a safe no-op). */
 void bu_server_destroy(struct bu_server **s);
 const struct bu_config *bu_server_config(const struct bu_server *s);
 /* for /metrics: sessions currently open per service */

@@ -114,6 +114,7 @@ static char *heap_vprintf(const char *fmt, va_list ap)
 	int n;
 	char *p;
 
+	bu_assert(fmt != NULL); /* also tells the compiler, for sanitizer builds */
 	va_copy(ap2, ap);
 	n = vsnprintf(NULL, 0, fmt, ap2);
 	va_end(ap2);
@@ -156,22 +157,22 @@ size_t bu_size_mul(size_t a, size_t b)
 /* ---- arenas ----------------------------------------------------------- */
 
 struct arena_block {
-	struct arena_block *next;       /* older block */
-	size_t size;                    /* usable bytes in data[] */
+	struct arena_block *next; /* older block */
+	size_t size;		  /* usable bytes in data[] */
 	size_t used;
 	unsigned char data[];
 };
 
 struct arena_cleanup {
-	struct arena_cleanup *next;     /* registered earlier */
+	struct arena_cleanup *next; /* registered earlier */
 	bu_cleanup_fn *fn;
 	void *ptr;
 };
 
 struct bu_arena {
-	struct arena_block *blocks;     /* every block, newest first */
-	struct arena_block *cur;        /* where small allocations come from */
-	struct arena_block *first;      /* kept across bu_arena_reset */
+	struct arena_block *blocks;	/* every block, newest first */
+	struct arena_block *cur;	/* where small allocations come from */
+	struct arena_block *first;	/* kept across bu_arena_reset */
 	struct arena_cleanup *cleanups; /* newest first */
 	size_t block_size;
 	size_t used;
@@ -319,6 +320,7 @@ char *bu_arena_vprintf(struct bu_arena *a, const char *fmt, va_list ap)
 	int n;
 	char *p;
 
+	bu_assert(fmt != NULL); /* also tells the compiler, for sanitizer builds */
 	va_copy(ap2, ap);
 	n = vsnprintf(NULL, 0, fmt, ap2);
 	va_end(ap2);
@@ -396,7 +398,7 @@ int bu_buf_reserve(struct bu_buf *b, size_t extra)
 	while (cap < need)
 		cap = bu_size_mul(cap, 2);
 	if (b->max != 0 && cap > b->max + 1)
-		cap = b->max + 1;       /* never allocate more than max allows */
+		cap = b->max + 1; /* never allocate more than max allows */
 	b->data = bu_realloc(b->data, cap);
 	b->cap = cap;
 	b->data[b->len] = '\0';
@@ -439,14 +441,14 @@ int bu_buf_vprintf(struct bu_buf *b, const char *fmt, va_list ap)
 		bu_panic("vsnprintf failed for format \"%s\"", fmt);
 	if ((size_t)n < room) {
 		if (b->max != 0 && b->len + (size_t)n > b->max) {
-			b->data[b->len] = '\0';   /* undo */
+			b->data[b->len] = '\0'; /* undo */
 			return -1;
 		}
 		b->len += (size_t)n;
 		return 0;
 	}
 	if (b->data != NULL)
-		b->data[b->len] = '\0';   /* undo the truncated attempt */
+		b->data[b->len] = '\0'; /* undo the truncated attempt */
 	if (bu_buf_reserve(b, (size_t)n) < 0)
 		return -1;
 	vsnprintf((char *)b->data + b->len, (size_t)n + 1, fmt, ap);
@@ -620,13 +622,13 @@ static size_t utf8_seq_len(const unsigned char *p, size_t n)
 			return 0;
 	}
 	if (c == 0xe0 && p[1] < 0xa0)
-		return 0;       /* overlong */
+		return 0; /* overlong */
 	if (c == 0xed && p[1] >= 0xa0)
-		return 0;       /* surrogate */
+		return 0; /* surrogate */
 	if (c == 0xf0 && p[1] < 0x90)
-		return 0;       /* overlong */
+		return 0; /* overlong */
 	if (c == 0xf4 && p[1] >= 0x90)
-		return 0;       /* above U+10FFFF */
+		return 0; /* above U+10FFFF */
 	return len;
 }
 

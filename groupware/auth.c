@@ -1,0 +1,229 @@
+/*
+ * auth.c - the one authenticate() every protocol calls.
+ *
+ * 1. Find the account by primary address or alias (full address only).
+ * 2. Throttle: rows 'ip:<client address>' and 'acct:<address>' in
+ *    auth_failures count failures in a window of fail_window seconds that
+ *    starts with the first failure; a row whose window is over counts as
+ *    zero. At fail_limit failures in either row the attempt is refused as
+ *    AUTH_THROTTLED before any password is looked at.
+ * 3. Verify the password against the account's hash, then against each of
+ *    its app passwords (recording last_used for the one that matched).
+ *    Unknown logins, and accounts without a password, are verified against
+ *    a dummy yescrypt hash so that the answer takes as long as for a real
+ *    account: timing does not tell who exists.
+ * 4. Success clears the account's row; a failure increments both rows (one
+ *    upsert, window logic in SQL). Failures for logins that do not exist
+ *    are counted under 'acct:<login>' too, so that throttling does not tell
+ *    either. Disabled accounts fail (AUTH_DISABLED) and count as failures.
+ *
+ * Every attempt logs one line (event=auth proto= mech= user= ip= result=)
+ * and counts bureau_auth_total{proto,result}.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "groupware/auth.h"
+#include "server/core/db.h"
+#include "server/core/log.h"
+#include "server/core/metrics.h"
+
+#define LOGIN_MAX 320
+
+/* yescrypt (libxcrypt default cost) of a random string nobody knows */
+static const char dummy_hash[] =
+	"$y$j9T$VQZqVQ00xx7Ltr7eg1xz20$Urhb6d0xaWIvo5Vea9H0wH..bP3FckWg.LSzUAgx946";
+
+static const char *result_name(enum auth_result r)
+{
+	switch (r) {
+	case AUTH_OK:
+		return "ok";
+	case AUTH_FAILED:
+		return "failed";
+	case AUTH_TEMPFAIL:
+		return "tempfail";
+	case AUTH_THROTTLED:
+		return "throttled";
+	case AUTH_DISABLED:
+		return "disabled";
+	}
+	return "failed";
+}
+
+static enum auth_result finish(const struct auth_request *req, enum auth_result r)
+{
+	char proto[24], series[96];
+	size_t n = 0;
+
+	bu_info("event=auth proto=%s mech=%s user=%s ip=%s result=%s",
+		bu_log_q(req->proto != NULL ? req->proto : ""),
+		bu_log_q(req->mech != NULL ? req->mech : ""),
+		bu_log_q(req->login != NULL ? req->login : ""),
+		bu_log_q(req->client_ip != NULL ? req->client_ip : ""),
+		result_name(r));
+	/* label value from our own protocol names; keep it tame anyway */
+	for (const char *p = req->proto != NULL ? req->proto : ""; *p != '\0' &&
+	     n + 1 < sizeof(proto); p++) {
+		char c = *p;
+
+		if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_')
+			proto[n++] = c;
+	}
+	proto[n] = '\0';
+	snprintf(series, sizeof(series), "bureau_auth_total{proto=\"%s\",result=\"%s\"}",
+		 proto, result_name(r));
+	bu_metric_add(series, 1);
+	return r;
+}
+
+/* 1 throttled, 0 not, -1 error */
+static int throttled(struct bu_db *db, const char *ip_key, const char *acct_key,
+		     int limit, int window)
+{
+	char lim[16], win[16];
+	const char *params[4] = { ip_key, acct_key, lim, win };
+	PGresult *res;
+	int ret;
+
+	if (limit <= 0)
+		return 0;
+	snprintf(lim, sizeof(lim), "%d", limit);
+	snprintf(win, sizeof(win), "%d", window);
+	res = bu_db_query(db, "SELECT 1 FROM auth_failures WHERE key IN ($1, $2)"
+			  " AND failures >= $3::int"
+			  " AND window_start > now() - make_interval(secs => $4::int)"
+			  " LIMIT 1", 4, params);
+	if (res == NULL)
+		return -1;
+	ret = PQntuples(res) > 0 ? 1 : 0;
+	PQclear(res);
+	return ret;
+}
+
+static int record_failure(struct bu_db *db, const char *ip_key, const char *acct_key,
+			  int window)
+{
+	static __thread unsigned failures_seen;
+	char win[16];
+	const char *params[3] = { ip_key, acct_key, win };
+
+	snprintf(win, sizeof(win), "%d", window);
+	if (bu_db_exec(db,
+		"INSERT INTO auth_failures AS f (key, failures, window_start)"
+		" VALUES ($1, 1, now()), ($2, 1, now())"
+		" ON CONFLICT (key) DO UPDATE SET"
+		"  failures = CASE WHEN f.window_start <= now() - make_interval(secs => $3::int)"
+		"             THEN 1 ELSE f.failures + 1 END,"
+		"  window_start = CASE WHEN f.window_start <= now() - make_interval(secs => $3::int)"
+		"             THEN now() ELSE f.window_start END", 3, params) < 0)
+		return -1;
+	/* now and then, forget windows that are long over */
+	if (++failures_seen % 64 == 0)
+		(void)bu_db_exec(db, "DELETE FROM auth_failures"
+				 " WHERE window_start < now() - make_interval(secs => $1::int)",
+				 1, params + 2);
+	return 0;
+}
+
+/* The account's password hash (id 0) and app password hashes, in that
+ * order. NULL on error. */
+static PGresult *load_hashes(struct bu_db *db, int64_t account_id)
+{
+	char ids[24];
+	const char *params[1] = { ids };
+
+	snprintf(ids, sizeof(ids), "%" PRId64, account_id);
+	return bu_db_query(db,
+		"SELECT 0 AS id, password_hash FROM accounts"
+		"  WHERE id = $1 AND password_hash IS NOT NULL"
+		" UNION ALL"
+		" SELECT id, password_hash FROM app_passwords WHERE account_id = $1"
+		" ORDER BY 1", 1, params);
+}
+
+enum auth_result auth_authenticate(struct bu_db *db, struct bu_arena *a,
+				   const struct auth_request *req, struct principal **p_r)
+{
+	const char *login = req->login != NULL ? req->login : "";
+	const char *password = req->password != NULL ? req->password : "";
+	int window = req->fail_window > 0 ? req->fail_window : 300;
+	char ip_key[80], acct_key[LOGIN_MAX + 8];
+	struct principal *p = NULL;
+	PGresult *res;
+	int64_t matched = -1;   /* 0: account password, > 0: app password id */
+	size_t n;
+	int ret;
+
+	*p_r = NULL;
+	if (strlen(login) <= LOGIN_MAX) {
+		ret = principal_lookup(db, a, login, &p);
+		if (ret < 0)
+			return finish(req, AUTH_TEMPFAIL);
+	}
+	snprintf(ip_key, sizeof(ip_key), "ip:%s",
+		 req->client_ip != NULL ? req->client_ip : "unknown");
+	if (p != NULL) {
+		snprintf(acct_key, sizeof(acct_key), "acct:%s", p->address);
+	} else {
+		/* lower-case, like the addresses of real accounts; bytes no
+		 * address has (and invalid UTF-8) become '?' */
+		n = (size_t)snprintf(acct_key, sizeof(acct_key), "acct:%.*s", LOGIN_MAX, login);
+		for (size_t i = 5; i < n && i < sizeof(acct_key); i++) {
+			unsigned char ch = (unsigned char)acct_key[i];
+
+			if (ch >= 'A' && ch <= 'Z')
+				acct_key[i] = (char)(ch - 'A' + 'a');
+			else if (ch <= 0x20 || ch >= 0x7f)
+				acct_key[i] = '?';
+		}
+	}
+
+	ret = throttled(db, ip_key, acct_key, req->fail_limit, window);
+	if (ret < 0)
+		return finish(req, AUTH_TEMPFAIL);
+	if (ret > 0)
+		return finish(req, AUTH_THROTTLED);
+
+	if (p != NULL) {
+		res = load_hashes(db, p->id);
+		if (res == NULL)
+			return finish(req, AUTH_TEMPFAIL);
+		for (int i = 0; i < PQntuples(res) && matched < 0; i++) {
+			if (password_verify(password, PQgetvalue(res, i, 1)))
+				matched = strtoll(PQgetvalue(res, i, 0), NULL, 10);
+		}
+		if (PQntuples(res) == 0)
+			(void)password_verify(password, dummy_hash);
+		PQclear(res);
+	} else {
+		(void)password_verify(password, dummy_hash);
+	}
+
+	if (matched < 0 || p->disabled) {
+		if (record_failure(db, ip_key, acct_key, window) < 0)
+			return finish(req, AUTH_TEMPFAIL);
+		/* "disabled" only when the password was right: otherwise it is
+		 * an ordinary failure (the client hears "failed" either way) */
+		return finish(req, matched >= 0 ? AUTH_DISABLED : AUTH_FAILED);
+	}
+
+	{
+		char ids[24], aps[24];
+		const char *kparams[1] = { acct_key };
+		const char *params[2] = { ids, aps };
+
+		snprintf(ids, sizeof(ids), "%" PRId64, p->id);
+		snprintf(aps, sizeof(aps), "%" PRId64, matched);
+		if (bu_db_exec(db, "DELETE FROM auth_failures WHERE key = $1", 1, kparams) < 0)
+			return finish(req, AUTH_TEMPFAIL);
+		if (matched > 0 &&
+		    bu_db_exec(db, "UPDATE app_passwords SET last_used = now()"
+			       " WHERE account_id = $1 AND id = $2", 2, params) < 0)
+			return finish(req, AUTH_TEMPFAIL);
+	}
+	*p_r = p;
+	return finish(req, AUTH_OK);
+}

@@ -1,0 +1,599 @@
+/*
+ * test_db.c - server/core/db.c, migrate.c and hub.c against a real
+ * PostgreSQL (BUREAU_TEST_DB, a libpq conninfo; skipped with 77 without it).
+ *
+ * The test creates its own database (bureau_test_db_PID) and drops it at the
+ * end, so it can share a cluster with other tests.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <libpq-fe.h>
+
+#include "server/core/db.h"
+#include "server/core/log.h"
+
+static int failures;
+static int checks;
+
+#define CHECK(expr)                                                           \
+	do {                                                                  \
+		checks++;                                                     \
+		if (!(expr)) {                                                \
+			failures++;                                           \
+			fprintf(stderr, "FAIL %s:%d: %s\n", __FILE__, __LINE__, #expr); \
+		}                                                             \
+	} while (0)
+
+static char *base_conninfo;   /* BUREAU_TEST_DB */
+static char *test_conninfo;   /* same, dbname = our database */
+static char dbname[64];
+
+/* conninfo with dbname replaced (works for key=value strings and URLs) */
+static char *conninfo_with_db(const char *conninfo, const char *db)
+{
+	char *err = NULL;
+	PQconninfoOption *opts = PQconninfoParse(conninfo, &err);
+	struct bu_buf b;
+
+	if (opts == NULL) {
+		fprintf(stderr, "bad BUREAU_TEST_DB: %s\n", err != NULL ? err : "?");
+		exit(1);
+	}
+	bu_buf_init(&b, 0);
+	for (PQconninfoOption *o = opts; o->keyword != NULL; o++) {
+		const char *v = strcmp(o->keyword, "dbname") == 0 ? db : o->val;
+
+		if (v == NULL)
+			continue;
+		(void)bu_buf_printf(&b, "%s='", o->keyword);
+		for (const char *p = v; *p != '\0'; p++) {
+			if (*p == '\'' || *p == '\\')
+				(void)bu_buf_append_byte(&b, '\\');
+			(void)bu_buf_append_byte(&b, (uint8_t)*p);
+		}
+		(void)bu_buf_append_str(&b, "' ");
+	}
+	PQconninfoFree(opts);
+	return bu_buf_steal(&b, NULL);
+}
+
+static PGconn *admin_connect(const char *conninfo)
+{
+	PGconn *c = PQconnectdb(conninfo);
+
+	if (PQstatus(c) != CONNECTION_OK) {
+		fprintf(stderr, "cannot connect: %s", PQerrorMessage(c));
+		exit(1);
+	}
+	return c;
+}
+
+static void admin_exec(PGconn *c, const char *sql)
+{
+	PGresult *r = PQexec(c, sql);
+
+	if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK) {
+		fprintf(stderr, "admin SQL failed: %s: %s", sql, PQerrorMessage(c));
+		exit(1);
+	}
+	PQclear(r);
+}
+
+/* terminate a backend and wait until it is gone */
+static bool terminate_backend(const char *pid)
+{
+	PGconn *c = admin_connect(test_conninfo);
+	const char *params[] = { pid };
+	PGresult *r = PQexecParams(c, "SELECT pg_terminate_backend($1::int, 5000)", 1,
+				   NULL, params, NULL, NULL, 0);
+	bool ok = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 &&
+		strcmp(PQgetvalue(r, 0, 0), "t") == 0;
+
+	PQclear(r);
+	PQfinish(c);
+	return ok;
+}
+
+/* ---- query / exec / error codes ------------------------------------------ */
+
+static void test_query(void)
+{
+	struct bu_db *db = bu_db_create(test_conninfo);
+	PGresult *r;
+
+	CHECK(bu_db_ensure(db) == 0);
+	CHECK(bu_db_pg(db) != NULL);
+	CHECK(bu_db_exec(db, "CREATE TABLE parent (id int PRIMARY KEY, v text)", 0, NULL) == 0);
+	CHECK(bu_db_exec(db, "CREATE TABLE child (id int PRIMARY KEY, "
+			 "parent int NOT NULL REFERENCES parent(id))", 0, NULL) == 0);
+
+	const char *p1[] = { "1", "one" };
+	const char *p2[] = { "2", NULL };
+	CHECK(bu_db_exec(db, "INSERT INTO parent VALUES ($1, $2)", 2, p1) == 0);
+	CHECK(bu_db_exec(db, "INSERT INTO parent VALUES ($1, $2)", 2, p2) == 0);
+	CHECK(bu_db_errcode(db) == BU_DB_OK);
+
+	r = bu_db_query(db, "SELECT id, v FROM parent ORDER BY id", 0, NULL);
+	CHECK(r != NULL);
+	if (r != NULL) {
+		CHECK(PQntuples(r) == 2);
+		CHECK(strcmp(PQgetvalue(r, 0, 1), "one") == 0);
+		CHECK(PQgetisnull(r, 1, 1));
+		PQclear(r);
+	}
+
+	/* a client-looking value is a parameter, never SQL */
+	const char *evil[] = { "3", "x'); DROP TABLE parent; --" };
+	CHECK(bu_db_exec(db, "INSERT INTO parent VALUES ($1, $2)", 2, evil) == 0);
+	r = bu_db_query(db, "SELECT count(*) FROM parent", 0, NULL);
+	CHECK(r != NULL && strcmp(PQgetvalue(r, 0, 0), "3") == 0);
+	PQclear(r);
+
+	/* unique violation, expected: not logged at error level */
+	bu_db_expect(db, BU_DB_ERR_UNIQUE);
+	CHECK(bu_db_exec(db, "INSERT INTO parent VALUES ($1, $2)", 2, p1) == -1);
+	CHECK(bu_db_errcode(db) == BU_DB_ERR_UNIQUE);
+	CHECK(strlen(bu_db_errmsg(db)) > 0);
+
+	/* foreign key violation */
+	const char *fk[] = { "1", "99" };
+	bu_db_expect(db, BU_DB_ERR_FOREIGN);
+	CHECK(bu_db_exec(db, "INSERT INTO child VALUES ($1, $2)", 2, fk) == -1);
+	CHECK(bu_db_errcode(db) == BU_DB_ERR_FOREIGN);
+
+	/* anything else */
+	bu_db_expect(db, BU_DB_ERR_OTHER);
+	CHECK(bu_db_query(db, "SELECT * FROM no_such_table", 0, NULL) == NULL);
+	CHECK(bu_db_errcode(db) == BU_DB_ERR_OTHER);
+
+	/* success clears the code */
+	CHECK(bu_db_exec(db, "SELECT 1", 0, NULL) == 0);
+	CHECK(bu_db_errcode(db) == BU_DB_OK);
+	CHECK(strcmp(bu_db_errmsg(db), "") == 0);
+
+	/* serialization failures are classified for retry */
+	bu_db_expect(db, BU_DB_ERR_SERIAL);
+	CHECK(bu_db_exec(db, "DO $$ BEGIN RAISE EXCEPTION 'x' USING ERRCODE = "
+			 "'serialization_failure'; END $$", 0, NULL) == -1);
+	CHECK(bu_db_errcode(db) == BU_DB_ERR_SERIAL);
+	bu_db_expect(db, BU_DB_ERR_SERIAL);
+	CHECK(bu_db_exec(db, "DO $$ BEGIN RAISE EXCEPTION 'x' USING ERRCODE = "
+			 "'deadlock_detected'; END $$", 0, NULL) == -1);
+	CHECK(bu_db_errcode(db) == BU_DB_ERR_SERIAL);
+
+	/* transactions */
+	const char *p4[] = { "4", "four" };
+	CHECK(bu_db_begin(db) == 0);
+	CHECK(bu_db_exec(db, "INSERT INTO parent VALUES ($1, $2)", 2, p4) == 0);
+	bu_db_rollback(db);
+	r = bu_db_query(db, "SELECT count(*) FROM parent WHERE id = 4", 0, NULL);
+	CHECK(r != NULL && strcmp(PQgetvalue(r, 0, 0), "0") == 0);
+	PQclear(r);
+
+	CHECK(bu_db_begin(db) == 0);
+	CHECK(bu_db_exec(db, "INSERT INTO parent VALUES ($1, $2)", 2, p4) == 0);
+	CHECK(bu_db_commit(db) == 0);
+	r = bu_db_query(db, "SELECT count(*) FROM parent WHERE id = 4", 0, NULL);
+	CHECK(r != NULL && strcmp(PQgetvalue(r, 0, 0), "1") == 0);
+	PQclear(r);
+
+	/* a failed statement aborts the transaction; COMMIT must say so */
+	const char *p5[] = { "5", "five" };
+	CHECK(bu_db_begin(db) == 0);
+	CHECK(bu_db_exec(db, "INSERT INTO parent VALUES ($1, $2)", 2, p5) == 0);
+	bu_db_expect(db, BU_DB_ERR_UNIQUE);
+	CHECK(bu_db_exec(db, "INSERT INTO parent VALUES ($1, $2)", 2, p1) == -1);
+	CHECK(bu_db_commit(db) == -1);
+	r = bu_db_query(db, "SELECT count(*) FROM parent WHERE id = 5", 0, NULL);
+	CHECK(r != NULL && strcmp(PQgetvalue(r, 0, 0), "0") == 0);
+	PQclear(r);
+
+	/* rollback keeps the error that caused it */
+	CHECK(bu_db_begin(db) == 0);
+	bu_db_expect(db, BU_DB_ERR_UNIQUE);
+	CHECK(bu_db_exec(db, "INSERT INTO parent VALUES ($1, $2)", 2, p1) == -1);
+	bu_db_rollback(db);
+	CHECK(bu_db_errcode(db) == BU_DB_ERR_UNIQUE);
+
+	/* binary parameters: bytes with NUL inside */
+	static const char bytes[] = { 'a', '\0', 'b', '\xff' };
+	const char *bp[] = { bytes };
+	const int lens[] = { sizeof(bytes) };
+	const int fmts[] = { 1 };
+	r = bu_db_query_bin(db, "SELECT length($1::bytea), encode($1::bytea, 'hex')", 1, bp,
+			    lens, fmts);
+	CHECK(r != NULL);
+	if (r != NULL) {
+		CHECK(strcmp(PQgetvalue(r, 0, 0), "4") == 0);
+		CHECK(strcmp(PQgetvalue(r, 0, 1), "610062ff") == 0);
+		CHECK(PQfformat(r, 0) == 0);   /* text results */
+		PQclear(r);
+	}
+
+	/* application_name */
+	r = bu_db_query(db, "SELECT current_setting('application_name')", 0, NULL);
+	CHECK(r != NULL && strcmp(PQgetvalue(r, 0, 0), "bureaud") == 0);
+	PQclear(r);
+
+	bu_db_destroy(&db);
+	CHECK(db == NULL);
+	bu_db_destroy(&db);   /* NULL is fine */
+}
+
+/* ---- connection loss and reconnect --------------------------------------- */
+
+static char *backend_pid(struct bu_db *db)
+{
+	PGresult *r = bu_db_query(db, "SELECT pg_backend_pid()", 0, NULL);
+	char *pid;
+
+	if (r == NULL)
+		return NULL;
+	pid = bu_strdup(PQgetvalue(r, 0, 0));
+	PQclear(r);
+	return pid;
+}
+
+static void test_reconnect(void)
+{
+	struct bu_db *db = bu_db_create(test_conninfo);
+	char *pid = backend_pid(db), *pid2;
+	PGresult *r;
+
+	CHECK(pid != NULL);
+	CHECK(terminate_backend(pid));
+	/* one failing call ... */
+	r = bu_db_query(db, "SELECT 1", 0, NULL);
+	CHECK(r == NULL);
+	CHECK(bu_db_errcode(db) == BU_DB_ERR_CONN);
+	/* ... then the next one reconnects */
+	r = bu_db_query(db, "SELECT 1", 0, NULL);
+	CHECK(r != NULL);
+	PQclear(r);
+	CHECK(bu_db_errcode(db) == BU_DB_OK);
+	pid2 = backend_pid(db);
+	CHECK(pid2 != NULL && strcmp(pid, pid2) != 0);
+	free(pid);
+	free(pid2);
+
+	/* lost inside a transaction: the rest of it fails, COMMIT too, and
+	 * nothing runs outside a transaction by accident */
+	const char *p[] = { "77", "x" };
+	CHECK(bu_db_begin(db) == 0);
+	pid = backend_pid(db);
+	CHECK(terminate_backend(pid));
+	CHECK(bu_db_exec(db, "INSERT INTO parent VALUES ($1, $2)", 2, p) == -1);
+	CHECK(bu_db_errcode(db) == BU_DB_ERR_CONN);
+	CHECK(bu_db_exec(db, "INSERT INTO parent VALUES ($1, $2)", 2, p) == -1);
+	CHECK(bu_db_errcode(db) == BU_DB_ERR_CONN);
+	CHECK(bu_db_commit(db) == -1);
+	CHECK(bu_db_errcode(db) == BU_DB_ERR_CONN);
+	r = bu_db_query(db, "SELECT count(*) FROM parent WHERE id = 77", 0, NULL);
+	CHECK(r != NULL && strcmp(PQgetvalue(r, 0, 0), "0") == 0);
+	PQclear(r);
+	free(pid);
+
+	/* same, ended by ROLLBACK */
+	CHECK(bu_db_begin(db) == 0);
+	pid = backend_pid(db);
+	CHECK(terminate_backend(pid));
+	CHECK(bu_db_exec(db, "SELECT 1", 0, NULL) == -1);
+	bu_db_rollback(db);
+	CHECK(bu_db_exec(db, "SELECT 1", 0, NULL) == 0);
+	free(pid);
+	bu_db_destroy(&db);
+
+	/* a server that is not there: fails with CONN, never crashes */
+	db = bu_db_create("host=/nonexistent-bureau-dir dbname=x user=x");
+	CHECK(bu_db_ensure(db) == -1);
+	CHECK(bu_db_errcode(db) == BU_DB_ERR_CONN);
+	CHECK(bu_db_query(db, "SELECT 1", 0, NULL) == NULL);
+	CHECK(bu_db_errcode(db) == BU_DB_ERR_CONN);
+	CHECK(bu_db_exec(db, "SELECT 1", 0, NULL) == -1);
+	bu_db_rollback(db);
+	bu_db_destroy(&db);
+}
+
+/* ---- migrations ---------------------------------------------------------- */
+
+static char schema_dir[128];
+
+static void write_file(const char *name, const char *text)
+{
+	char *path = bu_asprintf("%s/%s", schema_dir, name);
+	FILE *f = fopen(path, "w");
+
+	if (f == NULL || fputs(text, f) < 0 || fclose(f) != 0) {
+		fprintf(stderr, "write %s: %s\n", path, strerror(errno));
+		exit(1);
+	}
+	free(path);
+}
+
+static void remove_file(const char *name)
+{
+	char *path = bu_asprintf("%s/%s", schema_dir, name);
+
+	unlink(path);
+	free(path);
+}
+
+struct migrate_thread {
+	int applied;
+	const char *error;
+};
+
+static void *migrate_thread_main(void *arg)
+{
+	struct migrate_thread *t = arg;
+	struct bu_db *db = bu_db_create(test_conninfo);
+
+	t->applied = bu_db_migrate(db, schema_dir, &t->error);
+	bu_db_destroy(&db);
+	return NULL;
+}
+
+static int count_rows(const char *sql)
+{
+	struct bu_db *db = bu_db_create(test_conninfo);
+	PGresult *r;
+	int n = -1;
+
+	bu_db_expect(db, BU_DB_ERR_OTHER);
+	r = bu_db_query(db, sql, 0, NULL);
+	if (r != NULL) {
+		n = atoi(PQgetvalue(r, 0, 0));
+		PQclear(r);
+	}
+	bu_db_destroy(&db);
+	return n;
+}
+
+static void test_migrate(void)
+{
+	struct migrate_thread t[2] = { { 0 }, { 0 } };
+	pthread_t tid[2];
+	struct bu_db *db;
+	const char *error = NULL;
+
+	snprintf(schema_dir, sizeof(schema_dir), "/tmp/bureau-test-schema-%ld", (long)getpid());
+	if (mkdir(schema_dir, 0700) < 0) {
+		fprintf(stderr, "mkdir %s: %s\n", schema_dir, strerror(errno));
+		exit(1);
+	}
+	write_file("000_README.md", "not a migration\n");
+	/* the sleep makes the two starters overlap */
+	write_file("001_first.sql",
+		   "-- first\nCREATE TABLE m_one (id int PRIMARY KEY);\n"
+		   "SELECT pg_sleep(0.3);\n"
+		   "INSERT INTO m_one VALUES (1);\n"
+		   "CREATE FUNCTION m_f() RETURNS int LANGUAGE sql AS $$ SELECT 1; $$;\n");
+	write_file("002_second.sql",
+		   "CREATE TABLE m_two (id int PRIMARY KEY, one int REFERENCES m_one(id));\n"
+		   "INSERT INTO m_two VALUES (1, 1);\n");
+	write_file("notes.txt", "ignored\n");
+
+	for (int i = 0; i < 2; i++)
+		pthread_create(&tid[i], NULL, migrate_thread_main, &t[i]);
+	for (int i = 0; i < 2; i++)
+		pthread_join(tid[i], NULL);
+	CHECK(t[0].applied >= 0 && t[1].applied >= 0);
+	CHECK(t[0].applied + t[1].applied == 2);
+	CHECK(count_rows("SELECT count(*) FROM schema_version") == 2);
+	CHECK(count_rows("SELECT count(*) FROM m_one") == 1);
+	CHECK(count_rows("SELECT count(*) FROM m_two") == 1);
+	CHECK(count_rows("SELECT count(*) FROM schema_version WHERE version = 2 "
+			 "AND name = '002_second.sql'") == 1);
+
+	/* again: nothing to do */
+	db = bu_db_create(test_conninfo);
+	CHECK(bu_db_migrate(db, schema_dir, &error) == 0);
+
+	/* a failing migration changes nothing and is not recorded */
+	write_file("003_bad.sql", "CREATE TABLE m_three (id int);\nSELEC oops;\n");
+	error = NULL;
+	CHECK(bu_db_migrate(db, schema_dir, &error) == -1);
+	CHECK(error != NULL && strstr(error, "003_bad.sql") != NULL);
+	CHECK(count_rows("SELECT count(*) FROM schema_version") == 2);
+	CHECK(count_rows("SELECT count(*) FROM pg_tables WHERE tablename = 'm_three'") == 0);
+	remove_file("003_bad.sql");
+
+	/* a migration may not end the transaction itself */
+	write_file("003_commit.sql", "CREATE TABLE m_four (id int);\nCOMMIT;\n");
+	error = NULL;
+	CHECK(bu_db_migrate(db, schema_dir, &error) == -1);
+	CHECK(error != NULL && strstr(error, "003_commit.sql") != NULL);
+	CHECK(count_rows("SELECT count(*) FROM schema_version") == 2);
+	remove_file("003_commit.sql");
+
+	/* two files with one number */
+	write_file("003_a.sql", "SELECT 1;\n");
+	write_file("3_b.sql", "SELECT 1;\n");
+	error = NULL;
+	CHECK(bu_db_migrate(db, schema_dir, &error) == -1);
+	CHECK(error != NULL && strstr(error, "same version") != NULL);
+	remove_file("3_b.sql");
+
+	/* and a good third one on top */
+	CHECK(bu_db_migrate(db, schema_dir, &error) == 1);
+	CHECK(count_rows("SELECT count(*) FROM schema_version") == 3);
+	remove_file("003_a.sql");
+
+	/* a missing directory */
+	error = NULL;
+	CHECK(bu_db_migrate(db, "/nonexistent/bureau/schema", &error) == -1);
+	CHECK(error != NULL);
+	bu_db_destroy(&db);
+
+	remove_file("000_README.md");
+	remove_file("001_first.sql");
+	remove_file("002_second.sql");
+	remove_file("notes.txt");
+	rmdir(schema_dir);
+}
+
+/* ---- notification hub ---------------------------------------------------- */
+
+struct hub_seen {
+	pthread_mutex_t lock;
+	int calls;
+	int64_t account, collection;
+};
+
+static void hub_cb(void *ctx, int64_t account_id, int64_t collection_id)
+{
+	struct hub_seen *s = ctx;
+
+	pthread_mutex_lock(&s->lock);
+	s->calls++;
+	s->account = account_id;
+	s->collection = collection_id;
+	pthread_mutex_unlock(&s->lock);
+}
+
+static void hub_seen_reset(struct hub_seen *s)
+{
+	pthread_mutex_lock(&s->lock);
+	s->calls = 0;
+	s->account = s->collection = -1;
+	pthread_mutex_unlock(&s->lock);
+}
+
+static bool hub_seen_wait(struct hub_seen *s, int64_t account, int64_t collection,
+			  const char *notify_payload, int timeout_ms)
+{
+	PGconn *c = admin_connect(test_conninfo);
+	bool got = false;
+
+	for (int waited = 0; waited < timeout_ms && !got; waited += 100) {
+		if (notify_payload != NULL) {
+			const char *params[] = { notify_payload };
+			PGresult *r = PQexecParams(c, "SELECT pg_notify('bureau', $1)", 1,
+						   NULL, params, NULL, NULL, 0);
+			PQclear(r);
+		}
+		usleep(100 * 1000);
+		pthread_mutex_lock(&s->lock);
+		got = s->calls > 0 && s->account == account && s->collection == collection;
+		pthread_mutex_unlock(&s->lock);
+	}
+	PQfinish(c);
+	return got;
+}
+
+static void test_hub(void)
+{
+	struct hub_seen one = { .lock = PTHREAD_MUTEX_INITIALIZER };
+	struct hub_seen all = { .lock = PTHREAD_MUTEX_INITIALIZER };
+	struct bu_hub *hub = bu_hub_start(test_conninfo, NULL);
+	uint64_t h1, h2;
+	PGconn *c;
+	PGresult *r;
+
+	hub_seen_reset(&one);
+	hub_seen_reset(&all);
+	h1 = bu_hub_subscribe(hub, 42, hub_cb, &one);
+	h2 = bu_hub_subscribe(hub, 0, hub_cb, &all);
+	CHECK(h1 != 0 && h2 != 0 && h1 != h2);
+
+	/* delivered (retry until the hub has connected and LISTENs) */
+	CHECK(hub_seen_wait(&one, 42, 7, "42 7", 10000));
+	CHECK(hub_seen_wait(&all, 42, 7, NULL, 1000));
+
+	/* other accounts: only the wildcard subscriber */
+	hub_seen_reset(&one);
+	hub_seen_reset(&all);
+	c = admin_connect(test_conninfo);
+	admin_exec(c, "SELECT pg_notify('bureau', 'garbage')");
+	admin_exec(c, "SELECT pg_notify('bureau', '43 1')");
+	CHECK(hub_seen_wait(&all, 43, 1, NULL, 3000));
+	pthread_mutex_lock(&one.lock);
+	CHECK(one.calls == 0);
+	pthread_mutex_unlock(&one.lock);
+
+	/* the LISTEN connection is killed: the hub reconnects and wakes
+	 * everybody with collection 0 */
+	hub_seen_reset(&one);
+	hub_seen_reset(&all);
+	r = PQexec(c, "SELECT pid FROM pg_stat_activity WHERE application_name = "
+		   "'bureaud-hub' AND datname = current_database()");
+	CHECK(PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1);
+	if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
+		CHECK(terminate_backend(PQgetvalue(r, 0, 0)));
+	PQclear(r);
+	CHECK(hub_seen_wait(&one, 42, 0, NULL, 10000));
+	CHECK(hub_seen_wait(&all, 0, 0, NULL, 1000));
+	/* and delivers again */
+	hub_seen_reset(&one);
+	CHECK(hub_seen_wait(&one, 42, 9, "42 9", 10000));
+
+	/* unsubscribed: silence */
+	bu_hub_unsubscribe(hub, h1);
+	hub_seen_reset(&one);
+	hub_seen_reset(&all);
+	CHECK(hub_seen_wait(&all, 42, 10, "42 10", 5000));
+	pthread_mutex_lock(&one.lock);
+	CHECK(one.calls == 0);
+	pthread_mutex_unlock(&one.lock);
+
+	PQfinish(c);
+	bu_hub_unsubscribe(hub, h2);
+	bu_hub_unsubscribe(hub, 12345);   /* unknown: ignored */
+	bu_hub_stop(&hub);
+	CHECK(hub == NULL);
+
+	/* a hub that cannot connect still stops promptly */
+	int64_t t0 = bu_mono_ms();
+	hub = bu_hub_start("host=/nonexistent-bureau-dir dbname=x user=x", NULL);
+	usleep(200 * 1000);
+	bu_hub_stop(&hub);
+	CHECK(bu_mono_ms() - t0 < 3000);
+}
+
+int main(void)
+{
+	const char *env = getenv("BUREAU_TEST_DB");
+	PGconn *admin;
+
+	if (env == NULL || env[0] == '\0') {
+		fprintf(stderr, "BUREAU_TEST_DB not set: skipping\n");
+		return 77;
+	}
+	bu_log_open(NULL, getenv("BUREAU_TEST_VERBOSE") != NULL ? BU_LOG_DEBUG : BU_LOG_FATAL);
+	base_conninfo = bu_strdup(env);
+	snprintf(dbname, sizeof(dbname), "bureau_test_db_%ld", (long)getpid());
+	admin = admin_connect(base_conninfo);
+	{
+		char *sql = bu_asprintf("DROP DATABASE IF EXISTS %s", dbname);
+
+		admin_exec(admin, sql);
+		free(sql);
+		sql = bu_asprintf("CREATE DATABASE %s", dbname);
+		admin_exec(admin, sql);
+		free(sql);
+	}
+	test_conninfo = conninfo_with_db(base_conninfo, dbname);
+
+	test_query();
+	test_reconnect();
+	test_migrate();
+	test_hub();
+
+	{
+		char *sql = bu_asprintf("DROP DATABASE %s WITH (FORCE)", dbname);
+
+		admin_exec(admin, sql);
+		free(sql);
+	}
+	PQfinish(admin);
+	free(test_conninfo);
+	free(base_conninfo);
+	printf("test_db: %d checks, %d failures\n", checks, failures);
+	return failures == 0 ? 0 : 1;
+}
