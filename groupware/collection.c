@@ -494,6 +494,13 @@ int collection_rename(struct bu_db *db, int64_t account_id, int64_t id,
 
 	if (bu_db_begin(db) < 0)
 		goto db_error;
+	/* account lock first (changelog_next), then the folder row: the same
+	 * order as every mail write, so the two cannot deadlock */
+	modseq = changelog_next(db, account_id);
+	if (modseq < 0) {
+		bu_db_rollback(db);
+		goto db_error;
+	}
 	ret = lock_collection(db, account_id, id, &kind, &old_name);
 	if (ret <= 0) {
 		bu_db_rollback(db);
@@ -538,9 +545,6 @@ int collection_rename(struct bu_db *db, int64_t account_id, int64_t id,
 			goto refuse;
 		}
 	}
-	modseq = changelog_next(db, account_id);
-	if (modseq < 0)
-		goto db_error_rollback;
 	if (kind == COLL_MAIL) {
 		bu_db_expect(db, BU_DB_ERR_UNIQUE);
 		if (rename_mail(db, account_id, old_name, norm, modseq) < 0)
@@ -596,6 +600,13 @@ int collection_delete(struct bu_db *db, int64_t account_id, int64_t id,
 
 	if (bu_db_begin(db) < 0)
 		goto db_error;
+	/* account lock first (changelog_next), then the folder row: the same
+	 * order as every mail write, so the two cannot deadlock */
+	modseq = changelog_next(db, account_id);
+	if (modseq < 0) {
+		bu_db_rollback(db);
+		goto db_error;
+	}
 	ret = lock_collection(db, account_id, id, &kind, &name);
 	if (ret <= 0) {
 		bu_db_rollback(db);
@@ -610,9 +621,6 @@ int collection_delete(struct bu_db *db, int64_t account_id, int64_t id,
 		free(name);
 		return 0;
 	}
-	modseq = changelog_next(db, account_id);
-	if (modseq < 0)
-		goto db_error_rollback;
 	/* the content goes with the row (ON DELETE CASCADE in the mail,
 	 * calendar and contact tables); ACL entries and the item tombstones of
 	 * the collection mean nothing any more */

@@ -816,13 +816,11 @@ static void ms_prepare(struct bu_arena *a, struct ms_prep *m, uint32_t flag_mask
 	m->internaldate = in->internaldate > 0 ? in->internaldate : now;
 }
 
-/* Reserve n UIDs in the folder (by id, or by name falling back to INBOX
- * when collection_id is 0), stamp its modseq, and check the owner's quota
- * for n more messages of `bytes`. 0 ok, MS_* error. */
+/* Reserve n UIDs in the folder (COPY/MOVE target), stamp its modseq, and
+ * check the owner's quota for n more messages of `bytes`. 0 ok, MS_*. */
 static int ms_reserve_uids(struct bu_db *db, struct bu_arena *a, int64_t owner_id,
-			   int64_t *collection_id, const char *folder, size_t n,
-			   int64_t bytes, int64_t modseq, bool check_quota,
-			   uint32_t *first_uid_r, uint32_t *uidvalidity_r)
+			   int64_t collection_id, size_t n, int64_t bytes, int64_t modseq,
+			   bool check_quota, uint32_t *first_uid_r, uint32_t *uidvalidity_r)
 {
 	struct ms_params p;
 	PGresult *r;
@@ -831,18 +829,14 @@ static int ms_reserve_uids(struct bu_db *db, struct bu_arena *a, int64_t owner_i
 
 	ms_params_init(&p, a);
 	ms_param_i64(&p, owner_id);
-	ms_param_i64(&p, *collection_id);
+	ms_param_i64(&p, collection_id);
 	ms_param_i64(&p, (int64_t)n);
 	ms_param_i64(&p, modseq);
-	ms_param(&p, folder != NULL ? folder : "INBOX");
 	r = ms_query(db, "UPDATE collections c SET uidnext = c.uidnext + $3, modseq = $4"
 		     " FROM accounts a"
-		     " WHERE c.account_id = $1 AND c.kind = 'mail' AND a.id = c.account_id"
-		     " AND c.id = CASE WHEN $2 <> 0 THEN $2 ELSE"
-		     "  (SELECT f.id FROM collections f WHERE f.account_id = $1"
-		     "    AND f.kind = 'mail' AND f.name IN ($5, 'INBOX')"
-		     "    ORDER BY f.name = 'INBOX' LIMIT 1) END"
-		     " RETURNING c.uidnext - $3, c.uidvalidity, c.id, a.quota_storage,"
+		     " WHERE c.account_id = $1 AND c.id = $2 AND c.kind = 'mail'"
+		     " AND a.id = c.account_id"
+		     " RETURNING c.uidnext - $3, c.uidvalidity, a.quota_storage,"
 		     " a.quota_messages, a.used_storage, a.used_messages", &p);
 	if (r == NULL)
 		return MS_ERR;
@@ -853,17 +847,16 @@ static int ms_reserve_uids(struct bu_db *db, struct bu_arena *a, int64_t owner_i
 	if (ms_val_i64(r, 0, 0) + (int64_t)n > 4294967296LL) {
 		/* UIDs exhausted: needs a new UIDVALIDITY (never in practice) */
 		bu_error("event=mailstore.uid_exhausted account=%" PRId64 " collection=%" PRId64,
-			 owner_id, *collection_id);
+			 owner_id, collection_id);
 		PQclear(r);
 		return MS_ERR;
 	}
 	*first_uid_r = (uint32_t)ms_val_i64(r, 0, 0);
 	*uidvalidity_r = (uint32_t)ms_val_i64(r, 0, 1);
-	*collection_id = ms_val_i64(r, 0, 2);
-	q_sto = ms_val_i64(r, 0, 3);
-	q_msg = ms_val_i64(r, 0, 4);
-	u_sto = ms_val_i64(r, 0, 5);
-	u_msg = ms_val_i64(r, 0, 6);
+	q_sto = ms_val_i64(r, 0, 2);
+	q_msg = ms_val_i64(r, 0, 3);
+	u_sto = ms_val_i64(r, 0, 4);
+	u_msg = ms_val_i64(r, 0, 5);
 	PQclear(r);
 	if (check_quota && ((q_msg > 0 && u_msg + (int64_t)n > q_msg) ||
 			    (q_sto > 0 && u_sto + bytes > q_sto)))
@@ -1550,10 +1543,11 @@ int ms_copy(struct bu_db *db, struct bu_arena *a, int64_t viewer,
 	    uint32_t *dst_uidvalidity_r)
 {
 	struct ms_params p;
+	struct bu_buf sql;
 	uint32_t src_rights, dst_rights, mask, first_uid = 0, uidvalidity = 0;
 	uint32_t *src_uids, *dst_uids, *seen;
 	bool same_account = src_owner == dst_owner, kw_ok, dst_is_owner = viewer == dst_owner;
-	int64_t dst_modseq, src_modseq, bytes = 0, dcoll = dst_coll;
+	int64_t dst_modseq, src_modseq, bytes = 0;
 	size_t found, n_seen = 0;
 	PGresult *r;
 	int ret;
@@ -1594,23 +1588,26 @@ int ms_copy(struct bu_db *db, struct bu_arena *a, int64_t viewer,
 	if (dst_modseq < 0 || src_modseq < 0)
 		goto db_error;
 
-	/* the source messages, held against a concurrent expunge */
+	/* the source messages; from another account whose lock we do not
+	 * hold, row-locked against a concurrent expunge */
 	ms_params_init(&p, a);
 	ms_param_i64(&p, src_owner);
 	ms_param_i64(&p, src_coll);
 	ms_param_uids(&p, uids, n);
-	ms_param_i64(&p, viewer);
-	if (viewer == src_owner)
-		p.n = 3;
-	r = ms_query(db, viewer == src_owner ?
-		     "SELECT m.uid, m.size, m.flags & 1 FROM mail_messages m"
-		     " WHERE m.account_id = $1 AND m.collection_id = $2"
-		     " AND m.uid = ANY ($3::bigint[]) ORDER BY m.uid FOR SHARE" :
-		     "SELECT m.uid, m.size, EXISTS (SELECT 1 FROM mail_seen s"
-		     "  WHERE s.account_id = m.account_id AND s.collection_id = m.collection_id"
-		     "  AND s.uid = m.uid AND s.user_id = $4)::int FROM mail_messages m"
-		     " WHERE m.account_id = $1 AND m.collection_id = $2"
-		     " AND m.uid = ANY ($3::bigint[]) ORDER BY m.uid FOR SHARE OF m", &p);
+	bu_buf_init(&sql, 0);
+	if (viewer == src_owner) {
+		bu_buf_append_str(&sql, "SELECT m.uid, m.size, m.flags & 1");
+	} else {
+		bu_buf_printf(&sql, "SELECT m.uid, m.size, EXISTS (SELECT 1 FROM mail_seen s"
+			      "  WHERE s.account_id = m.account_id AND s.collection_id = m.collection_id"
+			      "  AND s.uid = m.uid AND s.user_id = $%d)::int", ms_param_i64(&p, viewer));
+	}
+	bu_buf_append_str(&sql, " FROM mail_messages m WHERE m.account_id = $1"
+			  " AND m.collection_id = $2 AND m.uid = ANY ($3::bigint[]) ORDER BY m.uid");
+	if (!same_account && !move)
+		bu_buf_append_str(&sql, " FOR SHARE OF m");
+	r = ms_query(db, bu_buf_cstr(&sql), &p);
+	bu_buf_deinit(&sql);
 	if (r == NULL)
 		goto db_error;
 	found = (size_t)PQntuples(r);
@@ -1627,7 +1624,7 @@ int ms_copy(struct bu_db *db, struct bu_arena *a, int64_t viewer,
 		src_uids[i] = (uint32_t)ms_val_i64(r, (int)i, 0);
 		bytes += ms_val_i64(r, (int)i, 1);
 	}
-	ret = ms_reserve_uids(db, a, dst_owner, &dcoll, NULL, found, bytes, dst_modseq,
+	ret = ms_reserve_uids(db, a, dst_owner, dst_coll, found, bytes, dst_modseq,
 			      !(move && same_account), &first_uid, &uidvalidity);
 	if (ret < 0) {
 		PQclear(r);
@@ -1649,7 +1646,7 @@ int ms_copy(struct bu_db *db, struct bu_arena *a, int64_t viewer,
 	ms_param_uids(&p, src_uids, found);           /* $3 */
 	ms_param_i64(&p, viewer);                     /* $4 */
 	ms_param_i64(&p, dst_owner);                  /* $5 */
-	ms_param_i64(&p, dcoll);                      /* $6 */
+	ms_param_i64(&p, dst_coll);                      /* $6 */
 	ms_param_i64(&p, first_uid);                  /* $7 */
 	ms_param_i64(&p, dst_modseq);                 /* $8 */
 	ms_param_i64(&p, mask & (dst_is_owner ? MS_STORED_FLAGS :
@@ -1697,7 +1694,7 @@ int ms_copy(struct bu_db *db, struct bu_arena *a, int64_t viewer,
 	if (n_seen > 0) {
 		ms_params_init(&p, a);
 		ms_param_i64(&p, dst_owner);
-		ms_param_i64(&p, dcoll);
+		ms_param_i64(&p, dst_coll);
 		ms_param_uids(&p, seen, n_seen);
 		ms_param_i64(&p, viewer);
 		r = ms_query(db, "INSERT INTO mail_seen (account_id, collection_id, uid, user_id)"
@@ -1723,11 +1720,11 @@ int ms_copy(struct bu_db *db, struct bu_arena *a, int64_t viewer,
 		if (r == NULL)
 			goto db_error;
 		PQclear(r);
-		if ((src_owner != dst_owner || src_coll != dcoll) &&
+		if ((src_owner != dst_owner || src_coll != dst_coll) &&
 		    changelog_notify(db, src_owner, src_coll) < 0)
 			goto db_error;
 	}
-	if (changelog_notify(db, dst_owner, dcoll) < 0 || bu_db_commit(db) < 0)
+	if (changelog_notify(db, dst_owner, dst_coll) < 0 || bu_db_commit(db) < 0)
 		goto db_error;
 	*src_uids_r = src_uids;
 	*dst_uids_r = dst_uids;

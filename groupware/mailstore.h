@@ -152,8 +152,7 @@ struct ms_fetch {
 int ms_fetch(struct bu_db *db, struct bu_arena *a, int64_t viewer, int64_t owner_id,
 	     int64_t collection_id, const uint32_t *uids, size_t n, unsigned what,
 	     struct ms_fetch **res_r, size_t *n_r);
-/* Mark \Seen (FETCH BODY[] without PEEK), when the viewer may (ACL_SEEN);
- * returns new modseqs in the changed list like ms_store. */
+/* Marking \Seen on FETCH BODY[] without PEEK is ms_store(ADD, MF_SEEN). */
 
 /* ---- store ----------------------------------------------------------- */
 
@@ -164,8 +163,10 @@ struct ms_store_result {
 	uint32_t *modified;         /* UIDs that failed UNCHANGEDSINCE */
 	size_t n_modified;
 };
-/* Change flags/keywords of uids. unchangedsince < 0: no test (CONDSTORE
- * off). Rights: \Seen needs s, \Deleted t, others w; flags the viewer may not
+/* Change flags/keywords of uids. Returns the number changed (never
+ * MS_MODIFIED: UIDs failing UNCHANGEDSINCE are listed in res_r->modified).
+ * A STORE that changes nothing takes no modseq. unchangedsince < 0: no test
+ * (CONDSTORE off). Rights: \Seen needs s, \Deleted t, others w; flags the viewer may not
  * change are left alone silently (RFC 4314 section 4). */
 int ms_store(struct bu_db *db, struct bu_arena *a, int64_t viewer, int64_t owner_id,
 	     int64_t collection_id, const uint32_t *uids, size_t n,
@@ -174,7 +175,7 @@ int ms_store(struct bu_db *db, struct bu_arena *a, int64_t viewer, int64_t owner
 
 /* ---- copy / move / expunge ----------------------------------------- */
 
-/* Copy (move=false) or move uids into another folder (maybe another
+/* Returns the number copied. Copy (move=false) or move uids into another folder (maybe another
  * account's, e.g. a shared mailbox). Needs r on source, i on target; move
  * also needs t+e on source. Fills dst_uids_r[*n_r] in the same order as the
  * copied source UIDs (src_uids_r); *dst_uidvalidity_r for COPYUID. */
@@ -183,7 +184,7 @@ int ms_copy(struct bu_db *db, struct bu_arena *a, int64_t viewer,
 	    int64_t dst_owner, int64_t dst_coll, bool move,
 	    uint32_t **src_uids_r, uint32_t **dst_uids_r, size_t *n_r,
 	    uint32_t *dst_uidvalidity_r);
-/* Expunge messages flagged \Deleted; uids NULL = all of them, else only
+/* Returns the number expunged. Expunge messages flagged \Deleted; uids NULL = all of them, else only
  * those in uids (UID EXPUNGE). Needs e. Fills the expunged UIDs. */
 int ms_expunge(struct bu_db *db, struct bu_arena *a, int64_t viewer, int64_t owner_id,
 	       int64_t collection_id, const uint32_t *uids, size_t n,
@@ -194,8 +195,8 @@ int ms_expunge(struct bu_db *db, struct bu_arena *a, int64_t viewer, int64_t own
 enum ms_search_op {
 	MSS_ALL, MSS_AND, MSS_OR, MSS_NOT,
 	MSS_UIDSET,        /* uids[] */
-	MSS_FLAG,          /* has flag (MF_*) */
-	MSS_NOFLAG,
+	MSS_FLAG,          /* num = MF_* mask: has all of them */
+	MSS_NOFLAG,        /* num = MF_* mask: has none of them */
 	MSS_KEYWORD, MSS_UNKEYWORD,   /* str */
 	MSS_BEFORE, MSS_ON, MSS_SINCE,             /* internal date, num = day start (unix) */
 	MSS_SENTBEFORE, MSS_SENTON, MSS_SENTSINCE, /* Date: header */
@@ -225,7 +226,7 @@ struct ms_sort {
 	enum ms_sort_key key;
 	bool reverse;
 };
-/* UIDs matching q (ascending UID unless sort given: then in sort order with
+/* Returns the count. UIDs matching q (ascending UID unless sort given: then in sort order with
  * UID as the final tie-break). Needs r. */
 int ms_search(struct bu_db *db, struct bu_arena *a, int64_t viewer, int64_t owner_id,
 	      int64_t collection_id, const struct ms_search *q,
@@ -256,15 +257,22 @@ int ms_quota_get(struct bu_db *db, int64_t account_id, struct ms_quota *q_r);
 int ms_metadata_set(struct bu_db *db, int64_t viewer, int64_t owner_id, int64_t collection_id,
 		    const char *entry, const uint8_t *value, size_t value_len);
 struct ms_meta_entry { char *entry; uint8_t *value; size_t value_len; };
-/* entries at or below `entry` up to depth (0, 1, -1=infinity) */
+/* entries at or below `entry` up to depth (0, 1, -1=infinity); returns
+ * the count. Errors: bad entry name MS_NOPERM, too many entries
+ * MS_OVERQUOTA, value over 64 KiB MS_TOOBIG. Metadata writes take no modseq. */
 int ms_metadata_get(struct bu_db *db, struct bu_arena *a, int64_t viewer, int64_t owner_id,
 		    int64_t collection_id, const char *entry, int depth,
 		    struct ms_meta_entry **list_r, size_t *n_r);
 
 /* ---- delivery (SMTP, LMTP, ActiveSync SendMail all call this) -------- */
 /* Deliver to principal's folder (NULL = INBOX; unknown folder = INBOX),
- * atomically, notify. *uid_r set. Quota exceeded -> MS_OVERQUOTA. */
+ * atomically, notify. An account that does not exist gives MS_ERR. *uid_r set. Quota exceeded -> MS_OVERQUOTA. */
 int ms_deliver(struct bu_db *db, int64_t account_id, const char *folder,
 	       const uint8_t *data, size_t len, uint32_t flags, uint32_t *uid_r);
+
+/* Rename INBOX (RFC 3501 6.3.5): its messages move to a new folder
+ * new_name, keeping UIDs and per-user \Seen; INBOX stays, empty. */
+int ms_rename_inbox(struct bu_db *db, int64_t account_id, const char *new_name,
+		    int64_t *new_id_r, const char **error_r);
 
 #endif

@@ -81,10 +81,6 @@ int ms_append_internal(struct bu_db *db, int64_t viewer, int64_t owner_id,
 		       const struct ms_append *msgs, size_t n,
 		       uint32_t *uidvalidity_r, uint32_t *uids_r);
 
-/* RENAME INBOX (RFC 3501 6.3.5): the messages move to a new folder, INBOX
- * stays. Meant for mailstore.h (see docs/MAILSTORE.md); here until then. */
-int ms_rename_inbox(struct bu_db *db, int64_t account_id, const char *new_name,
-		    int64_t *new_id_r, const char **error_r);
 
 /* ---- search (mail_search.c) -------------------------------------- */
 

@@ -120,7 +120,8 @@ static void ap_words(struct addr_parser *ap, struct bu_buf *phrase, struct bu_bu
 					ap->p++;
 				(void)bu_buf_append(local, s, (size_t)(ap->p - s));
 			}
-			(void)bu_buf_append(phrase, local->data + mark, local->len - mark);
+			if (local->len > mark)
+				(void)bu_buf_append(phrase, local->data + mark, local->len - mark);
 			continue;
 		}
 		return;

@@ -5,8 +5,9 @@
  * Printable US-ASCII except '&' stands for itself, '&' is "&-", anything
  * else is UTF-16BE in modified BASE64 (',' for '/', no padding) between
  * '&' and '-'. Decoding is strict: only canonical encodings are accepted
- * (no encoded printable ASCII, no non-zero padding bits, no lone
- * surrogates), so every name has exactly one spelling. Encoding refuses
+ * (no encoded printable ASCII or NUL, no non-zero padding bits, no lone
+ * surrogates, no shifted sequence right after another), so every name has
+ * exactly one spelling. Encoding refuses
  * input that is not well-formed UTF-8.
  */
 #include <string.h>
@@ -69,7 +70,7 @@ static char *buf_to_arena(struct bu_arena *a, struct bu_buf *b)
 char *imap_utf7_to_utf8(struct bu_arena *a, const char *s)
 {
 	struct bu_buf b;
-	const unsigned char *p = (const unsigned char *)s;
+	const unsigned char *p = (const unsigned char *)s, *after_shift = NULL;
 
 	bu_buf_init(&b, 0);
 	while (*p != '\0') {
@@ -77,6 +78,10 @@ char *imap_utf7_to_utf8(struct bu_arena *a, const char *s)
 		unsigned nbits = 0;
 		size_t units = 0;
 
+		/* two shifted sequences in a row would be one */
+		if (*p == '&' && p[1] != '-' && p > (const unsigned char *)s && p[-1] == '-' &&
+		    after_shift == p)
+			goto bad;
 		if (*p != '&') {
 			if (*p < 0x20 || *p > 0x7e)
 				goto bad;
@@ -116,13 +121,14 @@ char *imap_utf7_to_utf8(struct bu_arena *a, const char *s)
 				} else if (u >= 0xdc00 && u <= 0xdfff) {
 					goto bad;
 				} else {
-					if (u >= 0x20 && u <= 0x7e)
-						goto bad;  /* must be written as itself */
+					if ((u >= 0x20 && u <= 0x7e) || u == 0)
+						goto bad;  /* printable ASCII stands for itself; no NUL */
 					put_utf8(&b, u);
 				}
 			}
 		}
 		p++;  /* '-' */
+		after_shift = p;
 		/* empty "&-" is '&'; leftovers must be fewer than 6 zero bits */
 		if (units == 0 || high != 0 || nbits >= 6 || bits != 0)
 			goto bad;

@@ -48,6 +48,7 @@ static const struct pair pairs[] = {
 	{ "a&b", "a&-b" },
 	{ "&", "&-" },
 	{ "&&", "&-&-" },
+	{ "\xc3\xa9&\xc3\xa9", "&AOk-&-&AOk-" },
 	{ "\xd0\x9a\xd0\xbe\xd1\x80\xd0\xb7\xd0\xb8\xd0\xbd\xd0\xb0", "&BBoEPgRABDcEOAQ9BDA-" },
 	{ "\xc3\xa9t\xc3\xa9", "&AOk-t&AOk-" },
 	{ "x\xc3\xa9\xf0\x9f\x98\x80y", "x&AOnYPd4A-y" },
@@ -86,6 +87,9 @@ static const char *const bad_utf7[] = {
 	"&AOkA-",        /* six leftover bits */
 	"&AOk=-",        /* padding character */
 	"&AO/-",         /* '/' is not modified base64 */
+	"&AAA-",         /* NUL */
+	"&AOk-&AOk-",    /* two shifted sequences in a row: "&AOkA6Q-" */
+	"&2D3eAAAA-",    /* ... and a NUL after a surrogate pair */
 	"Entw\xc3\xbcrfe", /* raw 8-bit */
 	"a\tb",          /* control character */
 	"a\x7f",

@@ -4,6 +4,7 @@
  * tombstones, copy/move, expunge, per-user \Seen, rights, quota, search,
  * sort, thread, metadata, delivery and blob sharing.
  */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -154,6 +155,32 @@ static int64_t day(int y, int mo, int d)
 	tm.tm_mon = mo - 1;
 	tm.tm_mday = d;
 	return (int64_t)timegm(&tm);
+}
+
+/* ---- private helpers ---------------------------------------------------- */
+
+static void test_helpers(void)
+{
+	char **kw;
+	struct bu_buf b;
+	const char *in[] = { "A", "a", "b\001c", "", "\002", "D", NULL };
+
+	GW_CHECK(strcmp(ms_utf8_clean(A, "a\xe9" "b", 3, 0), "a\xef\xbf\xbd" "b") == 0);
+	GW_CHECK(strcmp(ms_utf8_clean(A, "a\xc3\xa9" "b", 4, 0), "a\xc3\xa9" "b") == 0);
+	GW_CHECK(strcmp(ms_utf8_clean(A, "a\xc3\xa9" "b", 4, 2), "a") == 0);
+	GW_CHECK(strcmp(ms_utf8_clean(A, "ab\0cd", 5, 0), "abcd") == 0);
+	GW_CHECK(strcmp(ms_utf8_clean(A, "abcdef", 6, 3), "abc") == 0);
+	GW_CHECK(strcmp(ms_utf8_clean(A, "\xc0\xaf\xed\xa0\x80", 5, 0),
+			"\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd") == 0);
+	GW_CHECK(ms_utf8_clean(A, NULL, 0, 0) == NULL);
+	GW_CHECK(strcmp(ms_like_pattern(A, "50%_\\x"), "%50\\%\\_\\\\x%") == 0);
+	bu_buf_init(&b, 0);
+	GW_CHECK(ms_kw_join(&b, in) == 3);
+	kw = ms_split_keywords(A, bu_buf_cstr(&b));
+	GW_CHECK(kw_count(kw) == 3 && strcmp(kw[0], "A") == 0 && strcmp(kw[1], "bc") == 0 &&
+		 strcmp(kw[2], "D") == 0);
+	bu_buf_deinit(&b);
+	GW_CHECK(kw_count(ms_split_keywords(A, "")) == 0);
 }
 
 /* ---- append, open, fetch ------------------------------------------------ */
@@ -1146,6 +1173,66 @@ static void test_rename_inbox(void)
 		 u1 == 3);
 }
 
+/* ---- concurrent writers --------------------------------------------------- */
+
+struct conc_arg {
+	int64_t owner, coll;
+	int fails;
+};
+
+static void *conc_thread(void *p)
+{
+	struct conc_arg *c = p;
+	struct bu_db *tdb = bu_db_create(gwtest_conninfo());
+	struct bu_arena *ta = bu_arena_create(0);
+
+	for (int i = 0; i < 50; i++) {
+		struct ms_append m = { .data = (const uint8_t *)msg_plain, .len = strlen(msg_plain) };
+		struct ms_store_result res;
+		uint32_t uid = 0, uidv;
+
+		if (ms_append(tdb, c->owner, c->owner, c->coll, &m, 1, &uidv, &uid) != 0 ||
+		    ms_store(tdb, ta, c->owner, c->owner, c->coll, &uid, 1, MS_STORE_ADD,
+			     MF_FLAGGED, NULL, -1, &res) != 1)
+			c->fails++;
+		bu_arena_reset(ta);
+	}
+	bu_arena_destroy(&ta);
+	bu_db_destroy(&tdb);
+	return NULL;
+}
+
+static void test_concurrent(void)
+{
+	int64_t frank = add_user("frank@example.test", 0, 0);
+	int64_t inbox = folder(frank, "INBOX");
+	struct conc_arg args[4];
+	pthread_t th[4];
+	struct ms_mailbox *mb = NULL;
+	bool ok = true;
+
+	for (int i = 0; i < 4; i++) {
+		args[i] = (struct conc_arg){ .owner = frank, .coll = inbox };
+		pthread_create(&th[i], NULL, conc_thread, &args[i]);
+	}
+	for (int i = 0; i < 4; i++) {
+		pthread_join(th[i], NULL);
+		GW_CHECK(args[i].fails == 0);
+	}
+	GW_CHECK(ms_mailbox_open(db, A, frank, frank, inbox, &mb) == 0 && mb->n_msgs == 200);
+	/* UIDs 1..200, every message flagged, every modseq distinct */
+	for (size_t i = 0; mb != NULL && i < mb->n_msgs; i++) {
+		if (mb->msgs[i].uid != i + 1 || mb->msgs[i].flags != MF_FLAGGED)
+			ok = false;
+		for (size_t j = 0; j < i; j++) {
+			if (mb->msgs[j].modseq == mb->msgs[i].modseq)
+				ok = false;
+		}
+	}
+	GW_CHECK(ok);
+	GW_CHECK(mb != NULL && mb->uidnext == 201);
+}
+
 /* ---- a bigger mailbox ------------------------------------------------------ */
 
 static void test_bulk(void)
@@ -1205,6 +1292,7 @@ int main(void)
 	carol = add_user("carol@example.test", 0, 0);
 	dave = add_user("dave@example.test", 0, 0);
 
+	test_helpers();
 	test_append_fetch();
 	test_store_changes();
 	test_copy_move_blobs();
@@ -1215,6 +1303,7 @@ int main(void)
 	test_metadata();
 	test_deliver();
 	test_rename_inbox();
+	test_concurrent();
 	test_bulk();
 
 	bu_arena_destroy(&A);

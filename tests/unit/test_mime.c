@@ -885,6 +885,8 @@ static void test_addresses(void)
 		{ ">>> a@b", "NIL|a|b" },
 		{ "a@[127.0.0.1]", "NIL|a|[127.0.0.1]" },
 		{ "Müller <m@x.de>", "Müller|m|x.de" },
+		{ "\"\" <a@b>", "NIL|a|b" },
+		{ "\"\"@b", "NIL||b" },
 		{ "", "" },
 	};
 	struct bu_arena *a = bu_arena_create(0);
