@@ -28,10 +28,13 @@ struct mime_param {
 };
 
 struct mime_address {
-	char *name;            /* display name, decoded to UTF-8, or NULL */
+	char *name;            /* display name or NULL: decoded to UTF-8 by
+	                        * mime_parse_addresses(); in an envelope it is raw
+	                        * (quotes removed, encoded words kept), as IMAP
+	                        * ENVELOPE wants */
 	char *mailbox;         /* local part, or group name when group_start */
 	char *host;            /* domain or NULL */
-	char *adl;             /* source route or NULL (always NULL today) */
+	char *adl;             /* source route ("@a,@b") or NULL */
 	bool group_start;      /* RFC 5322 group "name:" marker */
 	bool group_end;        /* ";" */
 };

@@ -351,7 +351,7 @@ if want asan; then
 	# (e.g. "null format string"); build/ already enforces the warnings.
 	if setup_build build-asan -Db_sanitize=address,undefined -Db_lundef=false -Dwerror=false &&
 	   ninja -C build-asan; then
-		export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
+		export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:allocator_may_return_null=1
 		export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 		export BUREAU_E2E_TIMEOUT_SCALE=3
 		section "unit tests (build-asan/)"

@@ -118,6 +118,13 @@ void imap_absorb_own_changes(struct imap_cmd *cmd, struct bu_db *db,
 void imap_write_flags_fetch(struct imap_cmd *cmd, uint32_t seq, const struct ms_msg *m,
 			    bool with_flags, bool with_uid);
 
+/* Resolve the target mailbox of COPY/MOVE/APPEND/REPLACE (UTF-8 name).
+ * 1 found; otherwise the tagged NO is written (NO [TRYCREATE] for a
+ * missing personal mailbox, RFC 3501 6.3.11) and 0 is returned. Worker.
+ * (cmd_copy.c) */
+int imap_target_resolve(struct imap_cmd *cmd, struct bu_db *db, const char *name,
+			int64_t *owner_r, int64_t *coll_r);
+
 /* Sorted copy helpers (cmd_store.c) */
 bool imap_uid_in(const uint32_t *sorted, size_t n, uint32_t uid);
 

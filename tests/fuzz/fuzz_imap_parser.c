@@ -62,12 +62,13 @@ static void walk(struct bu_arena *a, const struct imap_arg *args, size_t n, unsi
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct imap_parser *p;
-	struct bu_arena *a = bu_arena_create(0);
+	struct bu_arena *a;
 	struct bu_buf in;
 	size_t pos = 0, step = 1;
 
 	if (size < 1)
 		return 0;
+	a = bu_arena_create(0);
 	/* first byte picks the chunking */
 	step = (size_t)(data[0] % 17) + 1;
 	data++;
