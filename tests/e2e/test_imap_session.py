@@ -542,6 +542,7 @@ def test_select_sees_appends_and_close_expunges(bureau, alice):
     assert data == [b"2"]
     ok = b" ".join(untagged(c, "OK"))
     assert b"[UNSEEN 1]" in ok
+    c.untagged_responses.clear()
     # a second session appends: NOOP reports EXISTS and RECENT
     d = login(bureau, ALICE)
     assert d.append("INBOX", None, None, MESSAGE)[0] == "OK"
