@@ -7,8 +7,16 @@
  *    starts with the first failure; a row whose window is over counts as
  *    zero. At fail_limit failures in either row the attempt is refused as
  *    AUTH_THROTTLED before any password is looked at.
+ *    The account row is named by the account's primary address, so that
+ *    ALICE@Example.TEST and every alias of alice count against alice. The
+ *    address row of an IPv6 client is its /48 network ("ip:2001:db8::/48"):
+ *    one site is given a /48 (or a /56 inside one) and could otherwise
+ *    guess from each of its addresses in turn (Dovecot's auth penalty masks
+ *    48 bits likewise); an IPv4-mapped address counts as the IPv4 one.
  * 3. Verify the password against the account's hash, then against each of
  *    its app passwords (recording last_used for the one that matched).
+ *    Groups and shared mailboxes never log in, whatever hashes their rows
+ *    hold (members reach a shared mailbox through its ACL).
  *    Unknown logins, and accounts without a password, are verified against
  *    a dummy yescrypt hash so that the answer takes as long as for a real
  *    account: timing does not tell who exists.
@@ -20,7 +28,9 @@
  * Every attempt logs one line (event=auth proto= mech= user= ip= result=)
  * and counts bureau_auth_total{proto,result}.
  */
+#include <arpa/inet.h>
 #include <inttypes.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,6 +87,43 @@ static enum auth_result finish(const struct auth_request *req, enum auth_result 
 		 proto, result_name(r));
 	bu_metric_add(series, 1);
 	return r;
+}
+
+/* The throttle row of a client address: see step 2 in the file comment. */
+static void ip_throttle_key(const char *ip, char *out, size_t outsz)
+{
+	struct in6_addr a6;
+	struct in_addr a4;
+	char text[INET6_ADDRSTRLEN];
+
+	if (ip == NULL || ip[0] == '\0')
+		ip = "unknown";
+	if (inet_pton(AF_INET6, ip, &a6) == 1) {
+		if (IN6_IS_ADDR_V4MAPPED(&a6)) {
+			memcpy(&a4, &a6.s6_addr[12], sizeof(a4));
+			if (inet_ntop(AF_INET, &a4, text, sizeof(text)) != NULL) {
+				snprintf(out, outsz, "ip:%s", text);
+				return;
+			}
+		} else {
+			memset(&a6.s6_addr[6], 0, sizeof(a6.s6_addr) - 6);
+			if (inet_ntop(AF_INET6, &a6, text, sizeof(text)) != NULL) {
+				snprintf(out, outsz, "ip:%s/48", text);
+				return;
+			}
+		}
+	} else if (inet_pton(AF_INET, ip, &a4) == 1 &&
+		   inet_ntop(AF_INET, &a4, text, sizeof(text)) != NULL) {
+		snprintf(out, outsz, "ip:%s", text);
+		return;
+	}
+	/* not an address (a test, or a transport without one): as given,
+	 * within the printable ASCII an address has */
+	snprintf(out, outsz, "ip:%.64s", ip);
+	for (char *p = out + 3; *p != '\0'; p++) {
+		if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f)
+			*p = '?';
+	}
 }
 
 /* 1 throttled, 0 not, -1 error */
@@ -163,8 +210,7 @@ enum auth_result auth_authenticate(struct bu_db *db, struct bu_arena *a,
 		if (ret < 0)
 			return finish(req, AUTH_TEMPFAIL);
 	}
-	snprintf(ip_key, sizeof(ip_key), "ip:%s",
-		 req->client_ip != NULL ? req->client_ip : "unknown");
+	ip_throttle_key(req->client_ip, ip_key, sizeof(ip_key));
 	if (p != NULL) {
 		snprintf(acct_key, sizeof(acct_key), "acct:%s", p->address);
 	} else {
@@ -187,7 +233,11 @@ enum auth_result auth_authenticate(struct bu_db *db, struct bu_arena *a,
 	if (ret > 0)
 		return finish(req, AUTH_THROTTLED);
 
-	if (p != NULL) {
+	if (p != NULL && (p->kind == PRINCIPAL_GROUP || p->kind == PRINCIPAL_SHARED)) {
+		/* no login, but the same cost and the same count as a
+		 * wrong password */
+		(void)password_verify(password, dummy_hash);
+	} else if (p != NULL) {
 		res = load_hashes(db, p->id);
 		if (res == NULL)
 			return finish(req, AUTH_TEMPFAIL);

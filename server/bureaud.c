@@ -12,7 +12,13 @@
  *  3. the database: database.url, or the embedded cluster in STATE/pg
  *     (initdb/pg_ctl as the service user when root), then the migrations
  *     from the schema directory (BUREAU_SCHEMA_DIR, else <exe>/../../schema
- *     in a build tree, else /usr/share/bureau/schema);
+ *     in a build tree, else /usr/share/bureau/schema). A database.url that
+ *     does not answer is waited for, with one log line per attempt
+ *     (ARCHITECTURE.md: a lost database costs commands a temporary error,
+ *     never the daemon; a database that is still starting at boot is the
+ *     same case). SIGTERM/SIGINT end the wait. Errors that waiting cannot
+ *     fix (a broken migration, an embedded cluster that will not start)
+ *     end bureaud with exit status 1;
  *  4. drop root to `user` (initgroups, setgid, setuid);
  *  5. start the I/O threads and workers, the notification hub and HTTP;
  *  6. log event=ready with every port and write STATE/bureaud.pid.
@@ -52,6 +58,9 @@
 #define BUREAUD_SHUTDOWN_GRACE_S 10
 #define BUREAUD_MAX_OVERRIDES 128
 #define BUREAUD_PEM_MAX (1024 * 1024)
+/* waiting for an unreachable database.url: 1 s doubling to 30 s */
+#define BUREAUD_DB_RETRY_MIN_S 1
+#define BUREAUD_DB_RETRY_MAX_S 30
 
 struct bureaud_opts {
 	const char *config_path;
@@ -326,7 +335,66 @@ static struct bu_db *db_connect(void *arg)
 	return bu_db_create(arg);
 }
 
-static int setup_database(struct bureaud *b, const char **error_r)
+/* Sleep up to seconds, or until one of sigs arrives. true if SIGTERM or
+ * SIGINT did (stop now); SIGHUP reopens the log and ends the wait early. */
+static bool wait_or_signal(const sigset_t *sigs, int seconds)
+{
+	struct timespec ts = { .tv_sec = seconds, .tv_nsec = 0 };
+	siginfo_t si;
+	int sig = sigtimedwait(sigs, &si, &ts);
+
+	if (sig == SIGTERM || sig == SIGINT) {
+		bu_info("event=shutdown signal=%s pid=%d", sig == SIGTERM ? "TERM" : "INT",
+			(int)si.si_pid);
+		return true;
+	}
+	if (sig == SIGHUP && bu_log_reopen() < 0)
+		bu_log_errno("event=reload.log_failed");
+	return false;
+}
+
+/* The migrations; waits while the database cannot be reached. 0 done,
+ * 1 stopped by a signal while waiting, -1 with *error_r. */
+static int migrate_database(struct bureaud *b, const sigset_t *sigs, const char **error_r)
+{
+	char *schema = find_schema_dir();
+	int delay = BUREAUD_DB_RETRY_MIN_S;
+
+	for (int attempt = 1;; attempt++) {
+		struct bu_db *db = bu_db_create(b->conninfo);
+		const char *err = NULL;
+		int applied = bu_db_migrate(db, schema, &err);
+		/* no connection left: it failed or died under the migration */
+		bool conn_lost = applied < 0 && (bu_db_errcode(db) == BU_DB_ERR_CONN ||
+						 bu_db_pg(db) == NULL);
+
+		bu_db_destroy(&db);
+		if (applied >= 0) {
+			bu_info("event=migrate dir=%s applied=%d", bu_log_q(schema), applied);
+			free(schema);
+			return 0;
+		}
+		if (!conn_lost || b->pg != NULL) {
+			free(schema);
+			*error_r = err;
+			return -1;
+		}
+		bu_error("event=database_unreachable attempt=%d retry_in=%d err=%s "
+			 "hint=\"bureaud starts serving once the database answers; "
+			 "check database.url\"", attempt, delay, bu_log_q(err));
+		if (attempt == 1)
+			fprintf(stderr, "bureaud: database: %s\nbureaud: waiting for the "
+				"database (retrying every %d s at most; check database.url; "
+				"SIGTERM or Ctrl-C stops)\n", err, BUREAUD_DB_RETRY_MAX_S);
+		if (wait_or_signal(sigs, delay)) {
+			free(schema);
+			return 1;
+		}
+		delay = delay * 2 > BUREAUD_DB_RETRY_MAX_S ? BUREAUD_DB_RETRY_MAX_S : delay * 2;
+	}
+}
+
+static int setup_database(struct bureaud *b, const sigset_t *sigs, const char **error_r)
 {
 	struct bu_config *cfg = &b->cfg;
 	const char *err = NULL;
@@ -345,20 +413,7 @@ static int setup_database(struct bureaud *b, const char **error_r)
 			return -1;
 		}
 	}
-
-	char *schema = find_schema_dir();
-	struct bu_db *db = bu_db_create(b->conninfo);
-	int applied = bu_db_migrate(db, schema, &err);
-
-	bu_db_destroy(&db);
-	if (applied < 0) {
-		free(schema);
-		*error_r = err;
-		return -1;
-	}
-	bu_info("event=migrate dir=%s applied=%d", bu_log_q(schema), applied);
-	free(schema);
-	return 0;
+	return migrate_database(b, sigs, error_r);
 }
 
 static int drop_privileges(struct bureaud *b, const char **error_r)
@@ -398,13 +453,37 @@ static void write_pidfile(struct bureaud *b)
 static void remove_pidfile(struct bureaud *b)
 {
 	FILE *f = fopen(b->pidfile, "re");
-	long pid = 0;
+	char line[32];
 
 	if (f == NULL)
 		return;
-	if (fscanf(f, "%ld", &pid) == 1 && pid == (long)getpid())
+	if (fgets(line, sizeof(line), f) != NULL &&
+	    strtol(line, NULL, 10) == (long)getpid())
 		(void)unlink(b->pidfile);
 	fclose(f);
+}
+
+/* A port in use because this bureaud runs already (STATE/bureaud.pid
+ * names a live process)? Then say so: that is the usual cause. */
+static const char *listen_error(struct bureaud *b, const char *err)
+{
+	static char buf[1024];
+	char *path = bu_config_state_path(&b->cfg, "bureaud.pid");
+	FILE *f = strstr(err, strerror(EADDRINUSE)) != NULL ? fopen(path, "re") : NULL;
+	char line[32];
+	long pid = 0;
+
+	free(path);
+	if (f == NULL)
+		return err;
+	if (fgets(line, sizeof(line), f) != NULL)
+		pid = strtol(line, NULL, 10);
+	fclose(f);
+	if (pid <= 0 || pid == (long)getpid() || (kill((pid_t)pid, 0) < 0 && errno != EPERM))
+		return err;
+	snprintf(buf, sizeof(buf), "%s (bureaud pid %ld is already running with "
+		 "state_dir %s)", err, pid, b->cfg.state_dir);
+	return buf;
 }
 
 static void log_ready(struct bureaud *b, const struct bu_server_params *p)
@@ -580,9 +659,9 @@ int main(int argc, char **argv)
 	params.ops[BU_SVC_LMTP] = &lmtp_proto_ops;
 	b.srv = bu_server_create(&params, &err);
 	if (b.srv == NULL)
-		die(&b, "listen", err);
+		die(&b, "listen", listen_error(&b, err));
 	if (http_bind(&b.cfg, &b.http_fd, &b.https_fd, &err) < 0)
-		die(&b, "listen", err);
+		die(&b, "listen", listen_error(&b, err));
 	if (bu_server_tls_load(b.srv, &err) < 0)
 		die(&b, "tls", err);
 	if (b.drop) {
@@ -609,7 +688,19 @@ int main(int argc, char **argv)
 		die(&b, "tls", err);
 
 	/* database and migrations */
-	if (setup_database(&b, &err) < 0) {
+	switch (setup_database(&b, &sigs, &err)) {
+	case 0:
+		break;
+	case 1:
+		/* asked to stop while waiting for the database */
+		free_secret(&cert_pem);
+		free_secret(&key_pem);
+		shutdown_all(&b);
+		bu_info("event=stopped");
+		free(b.conninfo);
+		bu_config_free(&b.cfg);
+		return 0;
+	default:
 		free_secret(&cert_pem);
 		free_secret(&key_pem);
 		die(&b, "database", err);

@@ -662,9 +662,20 @@ static int http_bind_one(const struct bu_config *cfg, enum bu_service_id svc, in
 	}
 	(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	if (bind(fd, (struct sockaddr *)&ss, sslen) < 0 || listen(fd, HTTP_LISTEN_BACKLOG) < 0) {
-		snprintf(errbuf, sizeof(errbuf), "%s: bind %s%s%s:%d: %s", cfg->svc[svc].name,
-			 ss.ss_family == AF_INET6 ? "[" : "", cfg->listen_address,
-			 ss.ss_family == AF_INET6 ? "]" : "", port, strerror(errno));
+		int err = errno;
+		/* the same words and hints as the mail listeners (net.c) */
+		const char *hint = err == EADDRINUSE ? "; set %s.port or stop the other server" :
+			err == EACCES ? "; ports below 1024 need root or "
+			"CAP_NET_BIND_SERVICE, or set %s.port" :
+			err == EADDRNOTAVAIL ? "; set listen.address to an address of this "
+			"host%.0s" : "%.0s";
+		char h[160];
+
+		snprintf(h, sizeof(h), hint, cfg->svc[svc].name);
+		snprintf(errbuf, sizeof(errbuf), "%s: cannot listen on %s%s%s:%d: %s%s",
+			 cfg->svc[svc].name, ss.ss_family == AF_INET6 ? "[" : "",
+			 cfg->listen_address, ss.ss_family == AF_INET6 ? "]" : "", port,
+			 strerror(err), h);
 		*error_r = errbuf;
 		close(fd);
 		return -1;
@@ -801,6 +812,7 @@ int http_server_tls_reload(struct http_server *h, const char *cert_pem,
 	fresh = http_daemon_start(h, &h->secure, di->listen_fd, cert, key);
 	if (fresh == NULL) {
 		free(cert);
+		bu_wipe(key, strlen(key));
 		free(key);
 		*error_r = "https: the new certificate/key cannot be used (see the log)";
 		return -1;
@@ -814,6 +826,7 @@ int http_server_tls_reload(struct http_server *h, const char *cert_pem,
 	http_wait_forced(h);
 	MHD_stop_daemon(old);
 	free(h->cert_pem);
+	bu_wipe(h->key_pem, strlen(h->key_pem));
 	free(h->key_pem);
 	h->cert_pem = cert;
 	h->key_pem = key;

@@ -428,6 +428,12 @@ static int do_append(struct imap_cmd *cmd, struct bu_db *db, struct append_req *
 	v = bu_arena_alloc(cmd->a, r->n_msgs * sizeof(*v));
 	uids = bu_arena_alloc(cmd->a, r->n_msgs * sizeof(*uids));
 	for (i = 0; i < r->n_msgs; i++) {
+		/* as Dovecot: a message of no bytes is no message (and no
+		 * client sends one on purpose) */
+		if (r->msgs[i].len == 0) {
+			imap_reply_no(cmd, "Cannot store an empty message");
+			return 0;
+		}
 		v[i].data = r->msgs[i].data;
 		v[i].len = r->msgs[i].len;
 		v[i].flags = r->msgs[i].flags;

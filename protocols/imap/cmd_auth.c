@@ -47,14 +47,14 @@ const char *imap_capabilities(const struct imap_session *s)
 			bu_buf_append_str(&b, " LOGINDISABLED");
 	} else {
 		bu_buf_append_str(&b,
-			" NAMESPACE UNSELECT UIDPLUS MOVE CHILDREN CONDSTORE QRESYNC"
-			" ESEARCH SEARCHRES SORT SORT=DISPLAY THREAD=REFERENCES"
-			" THREAD=ORDEREDSUBJECT LIST-EXTENDED LIST-STATUS SPECIAL-USE"
-			" CREATE-SPECIAL-USE STATUS=SIZE BINARY QUOTA QUOTA=RES-STORAGE"
-			" QUOTA=RES-MESSAGE ACL RIGHTS=texk MULTIAPPEND");
+				  " NAMESPACE UNSELECT UIDPLUS MOVE CHILDREN CONDSTORE QRESYNC"
+				  " ESEARCH SEARCHRES SORT SORT=DISPLAY THREAD=REFERENCES"
+				  " THREAD=ORDEREDSUBJECT LIST-EXTENDED LIST-STATUS SPECIAL-USE"
+				  " CREATE-SPECIAL-USE STATUS=SIZE BINARY QUOTA QUOTA=RES-STORAGE"
+				  " QUOTA=RES-MESSAGE ACL RIGHTS=texk MULTIAPPEND");
 		bu_buf_printf(&b, " APPENDLIMIT=%d", x->cfg->max_literal);
 		bu_buf_append_str(&b, " UTF8=ACCEPT NOTIFY METADATA METADATA-SERVER OBJECTID"
-				  " PREVIEW SAVEDATE REPLACE CATENATE");
+				      " PREVIEW SAVEDATE REPLACE CATENATE");
 		if (!s->compress)
 			bu_buf_append_str(&b, " COMPRESS=DEFLATE");
 	}
@@ -178,7 +178,8 @@ static void login_run(struct imap_cmd *cmd, struct bu_db *db)
 		imap_cmd_after(cmd, login_after);
 		break;
 	case AUTH_TEMPFAIL:
-		imap_reply_no(cmd, "[UNAVAILABLE] Temporary authentication failure, try again later");
+		imap_reply_no(cmd,
+			      "[UNAVAILABLE] Temporary authentication failure, try again later");
 		break;
 	case AUTH_THROTTLED:
 		imap_reply_no(cmd, "[UNAVAILABLE] Too many failed logins; try again later.");
@@ -217,7 +218,7 @@ void imap_cmd_login(struct imap_cmd *cmd)
 	}
 	if (!imap_plaintext_allowed(cmd->s)) {
 		imap_reply_no(cmd, "[PRIVACYREQUIRED] Plaintext authentication is disallowed "
-			      "on non-secure connections; use STARTTLS");
+				   "on non-secure connections; use STARTTLS");
 		goto wipe;
 	}
 	u = &cmd->args[0];
@@ -344,7 +345,7 @@ void imap_cmd_authenticate(struct imap_cmd *cmd)
 	}
 	if (!imap_plaintext_allowed(cmd->s)) {
 		imap_reply_no(cmd, "[PRIVACYREQUIRED] Plaintext authentication is disallowed "
-			      "on non-secure connections; use STARTTLS");
+				   "on non-secure connections; use STARTTLS");
 		goto wipe;
 	}
 	if (cmd->n_args == 2) {

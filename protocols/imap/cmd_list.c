@@ -33,13 +33,13 @@
 #include "server/core/log.h"
 
 struct lentry {
-	char *name;             /* client-visible, UTF-8 */
+	char *name; /* client-visible, UTF-8 */
 	int64_t owner;
-	int64_t coll;           /* 0: not a folder (a superior or namespace node) */
+	int64_t coll; /* 0: not a folder (a superior or namespace node) */
 	const char *special;
 	bool subscribed;
 	bool children;
-	bool sub_child;         /* a descendant is subscribed */
+	bool sub_child; /* a descendant is subscribed */
 };
 
 struct entries {
@@ -273,9 +273,9 @@ struct list_req {
 	bool extended;
 	unsigned opts;
 	unsigned status_mask;
-	char **patterns;       /* UTF-8, reference prepended */
+	char **patterns; /* UTF-8, reference prepended */
 	size_t n_patterns;
-	bool empty_pattern;    /* LIST "" "" */
+	bool empty_pattern; /* LIST "" "" */
 };
 
 static bool any_match(const struct list_req *r, const char *name)
@@ -296,15 +296,15 @@ static bool hidden_sub_child(const struct list_req *r, const struct entries *e, 
 	size_t len = strlen(nm), i;
 
 	for (i = 0; i < e->n; i++) {
-		if (e->v[i].coll != 0 && e->v[i].subscribed && is_descendant(e->v[i].name, nm, len) &&
-		    !any_match(r, e->v[i].name))
+		if (e->v[i].coll != 0 && e->v[i].subscribed &&
+		    is_descendant(e->v[i].name, nm, len) && !any_match(r, e->v[i].name))
 			return true;
 	}
 	return false;
 }
 
-static void write_line(struct imap_cmd *cmd, const char *what, const char *attrs,
-		       const char *name, const char *ext)
+static void write_line(struct imap_cmd *cmd, const char *what, const char *attrs, const char *name,
+		       const char *ext)
 {
 	struct bu_buf *out = &cmd->out;
 
@@ -453,7 +453,8 @@ static void list_common(struct imap_cmd *cmd, bool lsub)
 	if (cmd->n_args > ai + 2) {
 		const struct imap_arg *ro;
 
-		if (lsub || cmd->n_args != ai + 4 || !imap_arg_atom_eq(&cmd->args[ai + 2], "RETURN") ||
+		if (lsub || cmd->n_args != ai + 4 ||
+		    !imap_arg_atom_eq(&cmd->args[ai + 2], "RETURN") ||
 		    cmd->args[ai + 3].type != IMAP_ARG_LIST) {
 			imap_reply_bad(cmd, "Invalid %s arguments", cmd->name);
 			return;
@@ -470,7 +471,8 @@ static void list_common(struct imap_cmd *cmd, bool lsub)
 			} else if (imap_arg_atom_eq(o, "SPECIAL-USE")) {
 				r->opts |= RET_SPECIAL;
 			} else if (imap_arg_atom_eq(o, "STATUS") && i + 1 < ro->n_list &&
-				   imap_status_items_parse(&ro->list[i + 1], &r->status_mask) == 0) {
+				   imap_status_items_parse(&ro->list[i + 1], &r->status_mask) ==
+					   0) {
 				r->opts |= RET_STATUS;
 				i++;
 			} else {

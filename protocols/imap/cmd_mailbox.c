@@ -31,10 +31,10 @@
 
 /* A name split into owner account and folder in it. */
 struct target {
-	char *name;            /* UTF-8 as the client sees it */
+	char *name; /* UTF-8 as the client sees it */
 	int64_t owner;
-	struct principal *op;  /* owner, when not the user */
-	char *folder;          /* folder name in the owner's account */
+	struct principal *op; /* owner, when not the user */
+	char *folder;	      /* folder name in the owner's account */
 };
 
 /* 1 ok, 0 not a valid target (reply written), <0 ms error (reply written) */
@@ -84,8 +84,8 @@ static int rights_of(struct imap_cmd *cmd, struct bu_db *db, int64_t owner, int6
 
 /* The parent folder of `folder` in owner's account (0 when top level or
  * the parent is no folder) */
-static int parent_coll(struct imap_cmd *cmd, struct bu_db *db, int64_t owner,
-		       const char *folder, int64_t *coll_r)
+static int parent_coll(struct imap_cmd *cmd, struct bu_db *db, int64_t owner, const char *folder,
+		       int64_t *coll_r)
 {
 	const char *sl = strrchr(folder, IMAP_SEP);
 	struct collection *c = NULL;
@@ -104,8 +104,8 @@ static int parent_coll(struct imap_cmd *cmd, struct bu_db *db, int64_t owner,
 }
 
 /* May the user create `folder` in owner's account? */
-static int may_create(struct imap_cmd *cmd, struct bu_db *db, int64_t owner,
-		      const char *folder, int64_t *parent_r)
+static int may_create(struct imap_cmd *cmd, struct bu_db *db, int64_t owner, const char *folder,
+		      int64_t *parent_r)
 {
 	uint32_t r = 0;
 
@@ -162,8 +162,7 @@ static void create_run(struct imap_cmd *cmd, struct bu_db *db)
 		imap_reply_no(cmd, "[ALREADYEXISTS] INBOX always exists");
 		return;
 	}
-	if (!imap_folder_name_valid(t.folder) ||
-	    (t.owner != cmd->s->user_id && (strstr(t.folder, "//") != NULL))) {
+	if (!imap_folder_name_valid(t.folder)) {
 		imap_reply_no(cmd, "[CANNOT] Invalid mailbox name");
 		return;
 	}
@@ -210,8 +209,8 @@ void imap_cmd_create(struct imap_cmd *cmd)
 		/* RFC 6154 3: (USE (\Attr ...)) */
 		const struct imap_arg *p = &cmd->args[1];
 
-		if (p->type != IMAP_ARG_LIST || p->n_list != 2 || !imap_arg_atom_eq(&p->list[0], "USE") ||
-		    p->list[1].type != IMAP_ARG_LIST) {
+		if (p->type != IMAP_ARG_LIST || p->n_list != 2 ||
+		    !imap_arg_atom_eq(&p->list[0], "USE") || p->list[1].type != IMAP_ARG_LIST) {
 			imap_reply_bad(cmd, "Invalid CREATE parameters");
 			return;
 		}
@@ -220,8 +219,10 @@ void imap_cmd_create(struct imap_cmd *cmd)
 			return;
 		}
 		if (p->list[1].n_list == 1) {
-			const char *canon = imap_special_use_canon(imap_arg_str(&p->list[1].list[0]) ?
-								   imap_arg_str(&p->list[1].list[0]) : "");
+			const char *canon =
+				imap_special_use_canon(imap_arg_str(&p->list[1].list[0])
+							       ? imap_arg_str(&p->list[1].list[0])
+							       : "");
 
 			if (canon == NULL) {
 				imap_reply_no(cmd, "[USEATTR] Unsupported special-use attribute");

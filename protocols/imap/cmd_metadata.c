@@ -18,7 +18,7 @@
 #include "groupware/mailstore.h"
 #include "imap_int.h"
 
-#define META_VALUE_MAX 65536   /* what mail_metadata.c accepts */
+#define META_VALUE_MAX 65536 /* what mail_metadata.c accepts */
 
 static bool entry_valid(const char *e, bool allow_root)
 {
@@ -85,7 +85,7 @@ static void meta_err(struct imap_cmd *cmd, int ret)
 struct getmeta_req {
 	char *name;
 	int depth;
-	int64_t maxsize;      /* -1 = none */
+	int64_t maxsize; /* -1 = none */
 	const char **entries;
 	size_t n_entries;
 };
@@ -167,7 +167,8 @@ void imap_cmd_getmetadata(struct imap_cmd *cmd)
 				return;
 			}
 			if (imap_arg_atom_eq(&o->list[i], "MAXSIZE") &&
-			    bu_parse_u64(o->list[i + 1].str, o->list[i + 1].len, INT64_MAX, &v) == 0) {
+			    bu_parse_u64(o->list[i + 1].str, o->list[i + 1].len, INT64_MAX, &v) ==
+				    0) {
 				r->maxsize = (int64_t)v;
 			} else if (imap_arg_atom_eq(&o->list[i], "DEPTH")) {
 				const char *d = o->list[i + 1].str;

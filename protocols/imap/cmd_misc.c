@@ -97,9 +97,9 @@ void imap_cmd_id(struct imap_cmd *cmd)
 		return;
 	}
 	if (name != NULL) {
-		s->client_id = bu_arena_printf(s->arena, "%.64s%s%.32s", name,
-					       version != NULL ? " " : "",
-					       version != NULL ? version : "");
+		s->client_id =
+			bu_arena_printf(s->arena, "%.64s%s%.32s", name, version != NULL ? " " : "",
+					version != NULL ? version : "");
 		bu_info("event=imap_id client=%s", bu_log_q(s->client_id));
 	}
 	imap_untagged(cmd, "ID (\"name\" \"Bureau\" \"version\" \"%s\")", BUREAU_IMAP_VERSION);

@@ -65,12 +65,12 @@ struct imap_notify_state {
 	struct ngroup *groups;
 	size_t n_groups;
 	bool status;
-	struct nbox *boxes;         /* heap */
+	struct nbox *boxes; /* heap */
 	size_t n_boxes, cap_boxes;
-	int64_t *pending;           /* heap; I/O thread */
+	int64_t *pending; /* heap; I/O thread */
 	size_t n_pending, cap_pending;
 	bool pending_all;
-	int64_t *work;              /* heap; the task's */
+	int64_t *work; /* heap; the task's */
 	size_t n_work;
 	bool work_all;
 };
@@ -101,7 +101,7 @@ bool imap_notify_selected_delayed(const struct imap_sess *x)
 
 bool imap_notify_selected(const struct imap_sess *x)
 {
-	return x->notify != NULL && x->notify->selected;
+	return x->notify != NULL && x->notify->selected && x->notify->sel_events != 0;
 }
 
 void imap_notify_changed(struct imap_sess *x, int64_t account_id, int64_t collection_id)
@@ -228,8 +228,10 @@ static void box_status(struct imap_cmd *cmd, struct bu_db *db, struct imap_notif
 	if (ms_mailbox_status(db, cmd->s->user_id, cmd->s->user_id, b->id, &st) < 0)
 		return;
 	if (b->have_status && st.messages == b->messages && st.uidnext == b->uidnext &&
-	    st.unseen == b->unseen && st.highestmodseq == b->hms)
+	    st.unseen == b->unseen && (st.highestmodseq == b->hms || !cmd->s->condstore)) {
+		b->hms = st.highestmodseq;
 		return;
+	}
 	if (report && b->have_status && !is_selected(cmd, b->id)) {
 		if (cmd->s->condstore)
 			mask |= IMAP_ST_HIGHESTMODSEQ;
@@ -257,10 +259,11 @@ static void list_line(struct imap_cmd *cmd, const char *attrs, const char *name,
 	bu_buf_append_str(out, "\r\n");
 }
 
-static void check_collection(struct imap_cmd *cmd, struct bu_db *db,
-			     struct imap_notify_state *n, const struct collection *c, int64_t id)
+static void check_collection(struct imap_cmd *cmd, struct bu_db *db, struct imap_notify_state *n,
+			     const struct collection *c, int64_t id)
 {
 	struct nbox *b = box_find(n, id);
+	bool renamed = false;
 	unsigned ev;
 
 	if (c == NULL || c->kind != COLL_MAIL) {
@@ -275,7 +278,8 @@ static void check_collection(struct imap_cmd *cmd, struct bu_db *db,
 		b = box_add(n, c);
 		ev = box_events(n, b->name, b->subscribed);
 		if (ev & NEV_NAME)
-			list_line(cmd, c->subscribed && (ev & NEV_SUBSCRIPTION) ? "\\Subscribed" : "",
+			list_line(cmd,
+				  c->subscribed && (ev & NEV_SUBSCRIPTION) ? "\\Subscribed" : "",
 				  b->name, NULL);
 		if (ev & NEV_MESSAGE)
 			box_status(cmd, db, n, b, false);
@@ -287,15 +291,17 @@ static void check_collection(struct imap_cmd *cmd, struct bu_db *db,
 		b->name = bu_arena_strdup(n->a, c->name);
 		if (box_events(n, b->name, b->subscribed) & NEV_NAME)
 			list_line(cmd, "", b->name, old);
+		renamed = true;
 	}
 	if (b->subscribed != c->subscribed) {
 		b->subscribed = c->subscribed;
 		if (box_events(n, b->name, true) & NEV_SUBSCRIPTION)
 			list_line(cmd, c->subscribed ? "\\Subscribed" : "", b->name, NULL);
 	}
+	/* a rename bumps the folder's modseq: take the new counts quietly */
 	ev = box_events(n, b->name, b->subscribed);
 	if (ev & NEV_MESSAGE)
-		box_status(cmd, db, n, b, true);
+		box_status(cmd, db, n, b, !renamed);
 }
 
 void imap_notify_run(struct imap_cmd *cmd, struct bu_db *db)
@@ -346,8 +352,8 @@ out:
 
 /* ---- the command ---------------------------------------------------------- */
 
-static int parse_events(const struct imap_arg *a, bool selected, unsigned *ev_r,
-			const char **err_r, bool *badevent_r)
+static int parse_events(const struct imap_arg *a, bool selected, unsigned *ev_r, const char **err_r,
+			bool *badevent_r)
 {
 	size_t i;
 	unsigned ev = 0;
@@ -367,7 +373,7 @@ static int parse_events(const struct imap_arg *a, bool selected, unsigned *ev_r,
 		if (imap_arg_atom_eq(e, "MessageNew")) {
 			ev |= NEV_NEW;
 			if (i + 1 < a->n_list && a->list[i + 1].type == IMAP_ARG_LIST)
-				i++;    /* fetch attributes: accepted, see the file comment */
+				i++; /* fetch attributes: accepted, see the file comment */
 		} else if (imap_arg_atom_eq(e, "MessageExpunge")) {
 			ev |= NEV_EXPUNGE;
 		} else if (imap_arg_atom_eq(e, "FlagChange")) {
@@ -462,8 +468,10 @@ static const char *parse_set(struct imap_cmd *cmd, struct imap_notify_state *n, 
 				ng->filter = NF_PERSONAL;
 			else if (imap_arg_atom_eq(f, "SUBSCRIBED"))
 				ng->filter = NF_SUBSCRIBED;
-			else if (imap_arg_atom_eq(f, "SUBTREE") || imap_arg_atom_eq(f, "MAILBOXES")) {
-				ng->filter = imap_arg_atom_eq(f, "SUBTREE") ? NF_SUBTREE : NF_MAILBOXES;
+			else if (imap_arg_atom_eq(f, "SUBTREE") ||
+				 imap_arg_atom_eq(f, "MAILBOXES")) {
+				ng->filter =
+					imap_arg_atom_eq(f, "SUBTREE") ? NF_SUBTREE : NF_MAILBOXES;
 				if (g->n_list != 3)
 					return "SUBTREE and MAILBOXES need mailbox names";
 				ng->names = mailbox_names(cmd, n->a, &g->list[1], &ng->n_names);
@@ -473,7 +481,8 @@ static const char *parse_set(struct imap_cmd *cmd, struct imap_notify_state *n, 
 			} else {
 				return "Unknown NOTIFY filter";
 			}
-			if ((ng->filter != NF_SUBTREE && ng->filter != NF_MAILBOXES && g->n_list != 2))
+			if ((ng->filter != NF_SUBTREE && ng->filter != NF_MAILBOXES &&
+			     g->n_list != 2))
 				return "Invalid event group";
 			if (parse_events(evarg, false, &ev, &err, badevent) < 0)
 				return err;
@@ -552,7 +561,7 @@ void imap_cmd_notify(struct imap_cmd *cmd)
 	if (badevent) {
 		state_free(&n);
 		imap_reply_no(cmd, "[BADEVENT (MessageNew MessageExpunge FlagChange MailboxName "
-			      "SubscriptionChange)] Event not supported");
+				   "SubscriptionChange)] Event not supported");
 		return;
 	}
 	if (err != NULL) {

@@ -77,7 +77,8 @@ void imap_search_save(struct imap_cmd *cmd, unsigned ret, const uint32_t *uids, 
 		if ((ret & SR_MAX) && !(nv == 1 && v[0] == hi))
 			v[nv++] = hi;
 	} else {
-		memcpy(v, uids, n * sizeof(*v));
+		if (n > 0)
+			memcpy(v, uids, n * sizeof(*v));
 		nv = n;
 	}
 	qsort(v, nv, sizeof(*v), u32_cmp);

@@ -172,11 +172,12 @@ static void held_add(struct imap_sess *x, const uint32_t *uids, size_t n)
 		}
 		x->held_expunges[x->n_held++] = uids[i];
 	}
-	qsort(x->held_expunges, x->n_held, sizeof(uint32_t), u32_cmp);
+	if (x->n_held > 1)
+		qsort(x->held_expunges, x->n_held, sizeof(uint32_t), u32_cmp);
 }
 
-int imap_mailbox_set_uids(struct imap_cmd *cmd, const char *set, bool uid,
-			  uint32_t **uids_r, size_t *n_r)
+int imap_mailbox_set_uids(struct imap_cmd *cmd, const char *set, bool uid, uint32_t **uids_r,
+			  size_t *n_r)
 {
 	struct imap_mailbox *mb = cmd->s->sel;
 	struct imap_range *r;
@@ -215,6 +216,12 @@ int imap_mailbox_set_uids(struct imap_cmd *cmd, const char *set, bool uid,
 	} else {
 		if (imap_seqset_ranges(cmd->a, set, (uint32_t)mb->n, &r, &nr) < 0)
 			return -1;
+		/* "1:*" in an empty mailbox is nothing rather than an error:
+		 * clients send it before they know what EXISTS says */
+		if (mb->n == 0 && strchr(set, '*') != NULL) {
+			*uids_r = bu_arena_alloc(cmd->a, sizeof(uint32_t));
+			return 0;
+		}
 		/* RFC 3501 9: a sequence number beyond EXISTS is an error;
 		 * so is '*' in an empty mailbox */
 		for (k = 0; k < nr; k++) {
@@ -283,8 +290,8 @@ static bool merge_keywords(struct imap_mailbox *mb, char *const *kw)
 	return true;
 }
 
-static void write_fetch_flags(struct imap_cmd *cmd, const struct imap_mailbox *mb,
-			      uint32_t seq, const struct ms_msg *m)
+static void write_fetch_flags(struct imap_cmd *cmd, const struct imap_mailbox *mb, uint32_t seq,
+			      const struct ms_msg *m)
 {
 	struct bu_buf *out = &cmd->out;
 
@@ -332,7 +339,8 @@ void imap_mailbox_sync(struct imap_cmd *cmd, struct bu_db *db, bool allow_expung
 	if (!allow_expunge) {
 		held_add(x, exp, n_exp);
 	} else {
-		memcpy(exp + n_exp, x->held_expunges, x->n_held * sizeof(*exp));
+		if (x->n_held > 0)
+			memcpy(exp + n_exp, x->held_expunges, x->n_held * sizeof(*exp));
 		n_exp += x->n_held;
 		x->n_held = 0;
 		if (n_exp > 0)
@@ -385,8 +393,11 @@ void imap_mailbox_close(struct imap_session *s)
 	struct imap_sess *x = imap_sess_of(s);
 
 	if (s->sel != NULL) {
-		bu_arena_destroy(&s->sel->arena);
+		/* the mailbox struct lives in its own arena */
+		struct bu_arena *a = s->sel->arena;
+
 		s->sel = NULL;
+		bu_arena_destroy(&a);
 	}
 	x->n_held = 0;
 	x->recent_cap = 0;
@@ -397,13 +408,13 @@ void imap_mailbox_close(struct imap_session *s)
 }
 
 struct select_req {
-	char *name;             /* UTF-8 */
+	char *name; /* UTF-8 */
 	bool examine;
 	bool condstore;
 	bool qresync;
 	uint32_t q_uidvalidity;
 	int64_t q_modseq;
-	const char *q_known;    /* known-uids or NULL */
+	const char *q_known; /* known-uids or NULL */
 };
 
 static int parse_u64_arg(const struct imap_arg *a, uint64_t max, uint64_t *v)
@@ -451,14 +462,15 @@ static const char *parse_select_params(struct imap_cmd *cmd, const struct imap_a
 				if (k->type == IMAP_ARG_LIST && q->n_list == 3) {
 					/* (seq-match) without known-uids */
 				} else if (k->type != IMAP_ARG_ATOM ||
-					   imap_seqset_ranges(cmd->a, k->str, UINT32_MAX, &rg, &nrg) < 0) {
+					   imap_seqset_ranges(cmd->a, k->str, UINT32_MAX, &rg,
+							      &nrg) < 0) {
 					return "Invalid QRESYNC known UIDs";
 				} else {
 					r->q_known = k->str;
 				}
 			}
-			if (q->n_list == 4 && (q->list[3].type != IMAP_ARG_LIST ||
-					       q->list[3].n_list != 2))
+			if (q->n_list == 4 &&
+			    (q->list[3].type != IMAP_ARG_LIST || q->list[3].n_list != 2))
 				return "Invalid QRESYNC sequence match data";
 			r->qresync = true;
 		} else {
@@ -479,8 +491,8 @@ static void qresync_report(struct imap_cmd *cmd, struct bu_db *db, const struct 
 
 	if (r->q_uidvalidity != mb->uidvalidity)
 		return;
-	if (ms_mailbox_changes(db, cmd->a, s->user_id, mb->owner_id, mb->collection_id,
-			       r->q_modseq, &ch) < 0)
+	if (ms_mailbox_changes(db, cmd->a, s->user_id, mb->owner_id, mb->collection_id, r->q_modseq,
+			       &ch) < 0)
 		return;
 	if (r->q_known != NULL)
 		(void)imap_seqset_ranges(cmd->a, r->q_known, mb->uidnext ? mb->uidnext - 1 : 0,
@@ -490,7 +502,7 @@ static void qresync_report(struct imap_cmd *cmd, struct bu_db *db, const struct 
 		uint32_t u = ch.expunged[i];
 
 		if (imap_mailbox_seq(mb, u) != 0)
-			continue;   /* expunged and appended again cannot be */
+			continue; /* expunged and appended again cannot be */
 		if (known != NULL) {
 			while (k < n_known && known[k].hi < u)
 				k++;
@@ -525,7 +537,7 @@ static void select_run(struct imap_cmd *cmd, struct bu_db *db)
 	size_t i;
 	int ret;
 
-	x->synced = true;   /* nothing of the old mailbox is reported any more */
+	x->synced = true; /* nothing of the old mailbox is reported any more */
 	if (s->sel != NULL) {
 		imap_mailbox_close(s);
 		imap_untagged(cmd, "OK [CLOSED] Previous mailbox closed");
@@ -555,9 +567,9 @@ static void select_run(struct imap_cmd *cmd, struct bu_db *db)
 	mb->collection_id = coll;
 	mb->name = bu_arena_strdup(ma, r->name);
 	mb->rights = m->rights;
-	mb->readonly = r->examine ||
-		       !(m->rights & (ACL_SEEN | ACL_WRITE | ACL_INSERT | ACL_DELETE_MSG |
-				      ACL_EXPUNGE));
+	mb->readonly =
+		r->examine ||
+		!(m->rights & (ACL_SEEN | ACL_WRITE | ACL_INSERT | ACL_DELETE_MSG | ACL_EXPUNGE));
 	mb->uidvalidity = m->uidvalidity;
 	mb->uidnext = m->uidnext;
 	mb->highestmodseq = m->highestmodseq;
@@ -590,6 +602,12 @@ static void select_run(struct imap_cmd *cmd, struct bu_db *db)
 	imap_untagged(cmd, "OK [UIDNEXT %u] Predicted next UID", mb->uidnext);
 	imap_untagged(cmd, "OK [HIGHESTMODSEQ %" PRId64 "] Highest", mb->highestmodseq);
 	imap_untagged(cmd, "OK [MAILBOXID (F%" PRId64 ")] Ok", coll);
+	if (s->imap4rev2) {
+		/* RFC 9051 6.3.2: LIST is one of the required responses */
+		bu_buf_append_str(&cmd->out, "* LIST () \"/\" ");
+		imap_write_mailbox(s, &cmd->out, r->name);
+		bu_buf_append_str(&cmd->out, "\r\n");
+	}
 	if (r->qresync)
 		qresync_report(cmd, db, r);
 	imap_reply_ok(cmd, "[%s] %s completed", mb->readonly ? "READ-ONLY" : "READ-WRITE",
@@ -652,8 +670,8 @@ static void close_run(struct imap_cmd *cmd, struct bu_db *db)
 	if (mb != NULL && !mb->readonly && (mb->rights & ACL_EXPUNGE)) {
 		uint32_t *exp;
 		size_t n;
-		int ret = ms_expunge(db, cmd->a, s->user_id, mb->owner_id, mb->collection_id,
-				     NULL, 0, &exp, &n);
+		int ret = ms_expunge(db, cmd->a, s->user_id, mb->owner_id, mb->collection_id, NULL,
+				     0, &exp, &n);
 
 		if (ret < 0 && ret != MS_NOPERM && ret != MS_NOTFOUND)
 			bu_warn("event=imap_close_expunge_failed err=%d", ret);

@@ -253,18 +253,22 @@ static void thread_run(struct imap_cmd *cmd, struct bu_db *db)
 		imap_reply_ms_err(cmd, ret, NULL);
 		return;
 	}
-	bu_buf_append_str(out, "* THREAD");
+	/* thread-data = "THREAD" [SP 1*thread-list]: the lists are not
+	 * separated (RFC 5256 4) */
+	bu_buf_append_str(out, "* THREAD ");
 	for (t = roots; t != NULL; t = t->next) {
 		size_t mark = out->len;
 		bool sp = false;
 
-		bu_buf_append_str(out, " (");
+		bu_buf_append_byte(out, '(');
 		write_chain(cmd, out, t, &sp, 0);
 		bu_buf_append_byte(out, ')');
 		/* a tree of messages this session does not know yet: leave out */
-		if (out->len == mark + 3)
+		if (out->len == mark + 2)
 			out->len = mark;
 	}
+	if (out->data[out->len - 1] == ' ')
+		out->len--;
 	bu_buf_append_str(out, "\r\n");
 	imap_reply_ok(cmd, "Thread completed");
 }

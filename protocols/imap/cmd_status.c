@@ -52,8 +52,8 @@ int imap_status_items_parse(const struct imap_arg *arg, unsigned *mask_r)
 	return 0;
 }
 
-int imap_status_write(struct imap_cmd *cmd, struct bu_db *db, const char *name,
-		      int64_t owner, int64_t coll, unsigned mask)
+int imap_status_write(struct imap_cmd *cmd, struct bu_db *db, const char *name, int64_t owner,
+		      int64_t coll, unsigned mask)
 {
 	struct imap_session *s = cmd->s;
 	struct imap_sess *x = imap_sess_of(s);
@@ -69,12 +69,12 @@ int imap_status_write(struct imap_cmd *cmd, struct bu_db *db, const char *name,
 	bu_buf_append_str(out, "* STATUS ");
 	imap_write_mailbox(s, out, name);
 	bu_buf_append_str(out, " (");
-#define ITEM(bit, fmt, ...)                                            \
-	do {                                                           \
-		if (mask & (bit)) {                                    \
-			bu_buf_printf(out, "%s" fmt, sep, __VA_ARGS__); \
-			sep = " ";                                     \
-		}                                                      \
+#define ITEM(bit, fmt, ...)                                                                        \
+	do {                                                                                       \
+		if (mask & (bit)) {                                                                \
+			bu_buf_printf(out, "%s" fmt, sep, __VA_ARGS__);                            \
+			sep = " ";                                                                 \
+		}                                                                                  \
 	} while (0)
 	ITEM(IMAP_ST_MESSAGES, "MESSAGES %u", st.messages);
 	ITEM(IMAP_ST_RECENT, "RECENT %u", st.recent);

@@ -35,8 +35,8 @@ struct ms_msg;
 /* What the worker task of a session is doing. */
 enum imap_task_kind {
 	IMAP_TASK_NONE,
-	IMAP_TASK_CMD,          /* cmd->run of the current command */
-	IMAP_TASK_SYNC,         /* IDLE / NOTIFY: unsolicited updates */
+	IMAP_TASK_CMD,	/* cmd->run of the current command */
+	IMAP_TASK_SYNC, /* IDLE / NOTIFY: unsolicited updates */
 };
 
 /* RFC 5465 NOTIFY state (cmd_notify.c) */
@@ -45,38 +45,37 @@ struct imap_notify_state;
 typedef void imap_after_fn(struct imap_cmd *cmd);
 
 struct imap_sess {
-	struct imap_session pub;        /* must stay first */
+	struct imap_session pub; /* must stay first */
 	const struct bu_config *cfg;
-	struct bu_arena *cmd_arena;     /* parser output + current command */
-	struct bu_arena *sync_arena;    /* scratch for unsolicited syncs */
-	struct imap_cmd *bg;            /* pseudo command "*" for unsolicited output */
+	struct bu_arena *cmd_arena;  /* parser output + current command */
+	struct bu_arena *sync_arena; /* scratch for unsolicited syncs */
+	struct imap_cmd *bg;	     /* pseudo command "*" for unsolicited output */
 	const struct imap_cmd_def *cur_def;
 	struct bu_task task;
 	enum imap_task_kind task_kind;
-	bool task_busy;                 /* a task is in flight */
-	bool in_input;                  /* inside the input loop */
-	bool wait_drain;                /* streaming command waits for output room */
-	bool close_after;               /* BYE was queued: close when done */
-	bool synced;                    /* imap_mailbox_sync ran for this command */
-	bool watch_dirty;               /* re-evaluate bu_conn_watch on I/O thread */
-	bool auth_cont;                 /* AUTHENTICATE waits for the client response */
-	bool must_close;                /* parser: non-sync literal refused */
-	bool sync_sel;                  /* SYNC task: report the selected mailbox */
+	bool task_busy;	  /* a task is in flight */
+	bool in_input;	  /* inside the input loop */
+	bool wait_drain;  /* streaming command waits for output room */
+	bool close_after; /* BYE was queued: close when done */
+	bool synced;	  /* imap_mailbox_sync ran for this command */
+	bool watch_dirty; /* re-evaluate bu_conn_watch on I/O thread */
+	bool auth_cont;	  /* AUTHENTICATE waits for the client response */
+	bool sync_sel;	  /* SYNC task: report the selected mailbox */
 	/* connection facts cached on the I/O thread (workers read these) */
 	bool tls;
 	bool loopback;
 	enum bu_service_id svc;
-	char *peer;                     /* s->arena */
-	int64_t watching;               /* account passed to bu_conn_watch */
-	size_t tag_off;                 /* offset of the tagged reply in cmd->out */
-	char result;                    /* 'O' 'N' 'B' of the tagged reply, 0 none */
-	imap_after_fn *after;           /* I/O-thread follow-up of a worker run */
+	char *peer;	      /* s->arena */
+	int64_t watching;     /* account passed to bu_conn_watch */
+	size_t tag_off;	      /* offset of the tagged reply in cmd->out */
+	char result;	      /* 'O' 'N' 'B' of the tagged reply, 0 none */
+	imap_after_fn *after; /* I/O-thread follow-up of a worker run */
 	/* expunges held back (RFC 3501 7.4.1) from the selected mailbox,
 	 * sorted UIDs still present in the sequence map */
 	uint32_t *held_expunges;
 	size_t n_held, cap_held;
-	bool mailbox_gone;              /* selected mailbox was deleted */
-	size_t recent_cap;              /* capacity of sel->recent */
+	bool mailbox_gone; /* selected mailbox was deleted */
+	size_t recent_cap; /* capacity of sel->recent */
 	struct imap_notify_state *notify;
 };
 
@@ -99,8 +98,8 @@ void imap_session_update_watch(struct imap_sess *x);
 /* Submit an unsolicited-update task if there is something to report and
  * nothing in flight (IDLE, NOTIFY). I/O thread. */
 void imap_session_kick(struct imap_sess *x);
-/* Start sending the "+ ..." continuation and wait for one line;
- * the line goes to imap_cmd_auth_line(). */
+/* Parser limits for the session's state (literals: 64 KiB before login,
+ * limits.max_literal after). I/O thread. */
 void imap_session_set_limits(struct imap_sess *x);
 
 /* ---- parser.c (beyond imap.h) ---- */
@@ -115,8 +114,8 @@ bool imap_parser_must_close(const struct imap_parser *p);
 struct imap_range {
 	uint32_t lo, hi;
 };
-int imap_seqset_ranges(struct bu_arena *a, const char *s, uint32_t star,
-		       struct imap_range **r_r, size_t *n_r);
+int imap_seqset_ranges(struct bu_arena *a, const char *s, uint32_t star, struct imap_range **r_r,
+		       size_t *n_r);
 
 /* ---- cmd_status.c ---- */
 enum {
@@ -135,8 +134,8 @@ enum {
 int imap_status_items_parse(const struct imap_arg *arg, unsigned *mask_r);
 /* Write "* STATUS name (...)" for (owner, coll); name is UTF-8. Worker.
  * 0 or a negative ms_err (nothing written). */
-int imap_status_write(struct imap_cmd *cmd, struct bu_db *db, const char *name,
-		      int64_t owner, int64_t coll, unsigned mask);
+int imap_status_write(struct imap_cmd *cmd, struct bu_db *db, const char *name, int64_t owner,
+		      int64_t coll, unsigned mask);
 
 /* ---- cmd_auth.c ---- */
 void imap_cmd_auth_line(struct imap_cmd *cmd, char *line);
@@ -167,13 +166,12 @@ void imap_write_mailbox(struct imap_session *s, struct bu_buf *out, const char *
 /* The string value of an atom/string/literal/NIL argument (NIL gives
  * "NIL"); NULL for a list. */
 const char *imap_arg_str(const struct imap_arg *arg);
-bool imap_arg_is_string(const struct imap_arg *arg);   /* astring */
+bool imap_arg_is_string(const struct imap_arg *arg);		  /* astring */
 bool imap_arg_atom_eq(const struct imap_arg *arg, const char *s); /* case-insensitive atom */
 /* Split "Other Users/<addr>/rest" / "Shared/<addr>/rest": returns 1 and
  * sets *ns_r (0 other, 1 shared), *addr_r, *rest_r (may be "" or NULL when
  * the name is the namespace or user node itself), 0 for a personal name. */
-int imap_name_split(struct bu_arena *a, const char *utf8, int *ns_r, char **addr_r,
-		    char **rest_r);
+int imap_name_split(struct bu_arena *a, const char *utf8, int *ns_r, char **addr_r, char **rest_r);
 /* Valid personal folder name for CREATE/RENAME targets? */
 bool imap_folder_name_valid(const char *utf8);
 /* Flags the user may set (PERMANENTFLAGS), by rights, as

@@ -31,37 +31,37 @@
 
 #include "imap_int.h"
 
-#define IMAP_MAX_DEPTH 64           /* nested lists */
-#define TAIL_MAX 32                 /* bytes remembered while skipping a line */
+#define IMAP_MAX_DEPTH 64 /* nested lists */
+#define TAIL_MAX 32	  /* bytes remembered while skipping a line */
 /* Cap on all literal octets of one command (MULTIAPPEND, CATENATE). */
 #define LITERAL_TOTAL_FACTOR 4
 
 enum pstate {
-	P_LINE,         /* receiving a segment */
-	P_LITERAL,      /* receiving literal octets */
-	P_SKIP,         /* skipping the rest of a bad line */
+	P_LINE,		/* receiving a segment */
+	P_LITERAL,	/* receiving literal octets */
+	P_SKIP,		/* skipping the rest of a bad line */
 	P_SKIP_LITERAL, /* skipping a non-synchronizing literal of a bad line */
 };
 
 struct plevel {
 	struct imap_arg *v;
 	size_t n, cap;
-	size_t parent_idx;          /* index of the LIST arg in the level below */
+	size_t parent_idx; /* index of the LIST arg in the level below */
 };
 
 struct imap_parser {
 	size_t max_line, max_literal, max_args;
 	enum pstate state;
-	struct bu_buf seg;          /* current segment without LF */
-	size_t line_total;          /* command text so far (outside literals) */
-	bool have_name;             /* first segment parsed */
+	struct bu_buf seg; /* current segment without LF */
+	size_t line_total; /* command text so far (outside literals) */
+	bool have_name;	   /* first segment parsed */
 	char *tag;
 	char *name;
 	bool uid;
 	struct plevel stack[IMAP_MAX_DEPTH];
-	size_t depth;               /* open lists; stack[0] = top level */
+	size_t depth; /* open lists; stack[0] = top level */
 	size_t n_args;
-	uint8_t *lit;               /* literal being received (arena) */
+	uint8_t *lit; /* literal being received (arena) */
 	uint64_t lit_len, lit_got;
 	uint64_t literal_total;
 	/* skipping */
@@ -233,16 +233,16 @@ static void tag_from_prefix(struct imap_parser *p, struct bu_arena *a)
 /* ---- segment parsing -------------------------------------------------- */
 
 enum seg_result {
-	SEG_DONE,       /* command complete */
-	SEG_LITERAL,    /* literal announced at the end; octets follow */
-	SEG_CONTINUE,   /* synchronizing literal: send "+" */
+	SEG_DONE,     /* command complete */
+	SEG_LITERAL,  /* literal announced at the end; octets follow */
+	SEG_CONTINUE, /* synchronizing literal: send "+" */
 	SEG_ERROR,
 	SEG_TOOBIG,
 };
 
-static enum seg_result parse_literal_token(struct imap_parser *p, struct bu_arena *a,
-					   const char *s, size_t len, size_t *pos,
-					   bool literal8, const char **err_r)
+static enum seg_result parse_literal_token(struct imap_parser *p, struct bu_arena *a, const char *s,
+					   size_t len, size_t *pos, bool literal8,
+					   const char **err_r)
 {
 	size_t i = *pos + (literal8 ? 2 : 1);
 	size_t ds = i;
@@ -469,8 +469,8 @@ static enum seg_result parse_head(struct imap_parser *p, struct bu_arena *a, con
 	return SEG_DONE;
 }
 
-static enum seg_result parse_segment(struct imap_parser *p, struct bu_arena *a,
-				     const char *s, size_t len, const char **err_r)
+static enum seg_result parse_segment(struct imap_parser *p, struct bu_arena *a, const char *s,
+				     size_t len, const char **err_r)
 {
 	size_t i = 0;
 	enum seg_result r;
@@ -666,7 +666,7 @@ enum imap_parse_result imap_parser_feed(struct imap_parser *p, struct bu_arena *
 			pos += n;
 			if (lf == NULL)
 				break;
-			pos++;   /* LF */
+			pos++; /* LF */
 			p->state = P_LINE;
 			if (start_skip_literal(p, p->tail, p->tail_len)) {
 				res = p->pending;
@@ -724,7 +724,8 @@ enum imap_parse_result imap_parser_feed(struct imap_parser *p, struct bu_arena *
 				if (!p->have_name)
 					tag_from_prefix(p, a);
 			} else {
-				r = parse_segment(p, a, (const char *)p->seg.data, p->seg.len, &err);
+				r = parse_segment(p, a, (const char *)p->seg.data, p->seg.len,
+						  &err);
 			}
 			switch (r) {
 			case SEG_DONE:
@@ -826,8 +827,8 @@ static int range_cmp(const void *x, const void *y)
 	return a->lo < b->lo ? -1 : a->lo > b->lo ? 1 : 0;
 }
 
-int imap_seqset_ranges(struct bu_arena *a, const char *s, uint32_t star,
-		       struct imap_range **r_r, size_t *n_r)
+int imap_seqset_ranges(struct bu_arena *a, const char *s, uint32_t star, struct imap_range **r_r,
+		       size_t *n_r)
 {
 	size_t i = 0, n = 0, cap = 0, k, out;
 	struct imap_range *r = NULL;
@@ -891,8 +892,8 @@ int imap_seqset_ranges(struct bu_arena *a, const char *s, uint32_t star,
 /* most numbers one set may expand to (256 MiB of uint32_t) */
 #define SEQSET_MAX_EXPAND (64u * 1024 * 1024)
 
-int imap_seqset_parse(struct bu_arena *a, const char *s, uint32_t star,
-		      uint32_t **nums_r, size_t *n_r)
+int imap_seqset_parse(struct bu_arena *a, const char *s, uint32_t star, uint32_t **nums_r,
+		      size_t *n_r)
 {
 	struct imap_range *r;
 	size_t n, k, total = 0, o = 0;

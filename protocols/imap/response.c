@@ -25,8 +25,7 @@
 
 /* ---- tagged / untagged ---------------------------------------------- */
 
-static void reply(struct imap_cmd *cmd, char code, const char *word, const char *fmt,
-		  va_list ap)
+static void reply(struct imap_cmd *cmd, char code, const char *word, const char *fmt, va_list ap)
 {
 	struct imap_sess *x = imap_sess_of(cmd->s);
 
@@ -104,8 +103,10 @@ void imap_reply_ms_err(struct imap_cmd *cmd, int ms_err, const char *what)
 		unsigned id = (unsigned)(bu_mono_us() & 0xffffff);
 
 		bu_error("event=imap_error cmd=%s err=%d id=%06x", cmd->name, ms_err, id);
-		imap_reply_no(cmd, "[UNAVAILABLE] Temporary server failure, try again later "
-			      "(id %06x)", id);
+		imap_reply_no(cmd,
+			      "[UNAVAILABLE] Temporary server failure, try again later "
+			      "(id %06x)",
+			      id);
 		break;
 	}
 	}
@@ -217,11 +218,8 @@ static const struct {
 	uint32_t bit;
 	const char *name;
 } sysflags[] = {
-	{ MF_ANSWERED, "\\Answered" },
-	{ MF_FLAGGED, "\\Flagged" },
-	{ MF_DELETED, "\\Deleted" },
-	{ MF_SEEN, "\\Seen" },
-	{ MF_DRAFT, "\\Draft" },
+	{ MF_ANSWERED, "\\Answered" }, { MF_FLAGGED, "\\Flagged" }, { MF_DELETED, "\\Deleted" },
+	{ MF_SEEN, "\\Seen" },	       { MF_DRAFT, "\\Draft" },
 };
 
 void imap_write_flags(struct bu_buf *out, uint32_t flags, char *const *keywords, bool recent)
@@ -261,8 +259,9 @@ void imap_write_permanentflags(struct bu_buf *out, char *const *keywords, uint32
 
 	bu_buf_append_byte(out, '(');
 	for (i = 0; i < BU_N_ELEMENTS(sysflags) && !readonly; i++) {
-		uint32_t need = sysflags[i].bit == MF_SEEN ? ACL_SEEN :
-				sysflags[i].bit == MF_DELETED ? ACL_DELETE_MSG : ACL_WRITE;
+		uint32_t need = sysflags[i].bit == MF_SEEN	? ACL_SEEN
+				: sysflags[i].bit == MF_DELETED ? ACL_DELETE_MSG
+								: ACL_WRITE;
 
 		if (!(rights & need))
 			continue;
@@ -331,7 +330,7 @@ int imap_parse_flags(struct bu_arena *a, const struct imap_arg *arg, uint32_t *f
 				}
 			}
 			if (!found)
-				return -1;   /* \Recent, \* and unknown system flags */
+				return -1; /* \Recent, \* and unknown system flags */
 			continue;
 		}
 		if (!keyword_valid(f->str, f->len))
@@ -444,8 +443,7 @@ void imap_write_mailbox(struct imap_session *s, struct bu_buf *out, const char *
 	bu_arena_destroy(&a);
 }
 
-int imap_name_split(struct bu_arena *a, const char *utf8, int *ns_r, char **addr_r,
-		    char **rest_r)
+int imap_name_split(struct bu_arena *a, const char *utf8, int *ns_r, char **addr_r, char **rest_r)
 {
 	static const char *const roots[2] = { IMAP_NS_OTHER, IMAP_NS_SHARED };
 	int ns;

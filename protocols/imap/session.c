@@ -179,7 +179,8 @@ static void task_done(struct bu_task *t, struct bu_conn *c)
 		else
 			bu_buf_reset(&out->out);
 		if (x->mailbox_gone && !bu_conn_closing(c)) {
-			bu_conn_puts(c, "* BYE Selected mailbox was deleted, have to disconnect\r\n");
+			bu_conn_puts(c,
+				     "* BYE Selected mailbox was deleted, have to disconnect\r\n");
 			bu_conn_close(c, "mailbox deleted");
 			return;
 		}
@@ -350,7 +351,7 @@ static void dispatch(struct imap_sess *x, const struct imap_command *pc)
 	} else {
 		def->fn(cmd);
 		if (cmd->run != NULL || s->idling || x->auth_cont)
-			return;     /* on a worker, or waiting for a line */
+			return; /* on a worker, or waiting for a line */
 		if (!cmd->done) {
 			bu_error("event=imap_bug cmd=%s reason=no_tagged_reply", def->name);
 			imap_reply_no(cmd, "[SERVERBUG] Internal error");
@@ -474,7 +475,7 @@ static void imap_input(void *sess)
 		else if (x->auth_cont)
 			auth_input(x);
 		else
-			bu_conn_pause_input(s->conn, true);   /* streaming command */
+			bu_conn_pause_input(s->conn, true); /* streaming command */
 		return;
 	}
 	parse_loop(x);
@@ -495,8 +496,9 @@ static void imap_notify(void *sess, int64_t account_id, int64_t collection_id)
 	struct imap_sess *x = sess;
 	struct imap_session *s = &x->pub;
 
-	if (s->sel != NULL && account_id == s->sel->owner_id &&
-	    (collection_id == 0 || collection_id == s->sel->collection_id))
+	/* while a task runs the worker owns s->sel: assume it is affected */
+	if (x->task_busy || (s->sel != NULL && account_id == s->sel->owner_id &&
+			     (collection_id == 0 || collection_id == s->sel->collection_id)))
 		s->changes_pending = true;
 	if (x->notify != NULL)
 		imap_notify_changed(x, account_id, collection_id);

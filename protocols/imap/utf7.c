@@ -14,8 +14,7 @@
 
 #include "imap.h"
 
-static const char b64chars[] =
-	"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+,";
+static const char b64chars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+,";
 
 static int b64val(unsigned char c)
 {
@@ -114,7 +113,8 @@ char *imap_utf7_to_utf8(struct bu_arena *a, const char *s)
 				if (high != 0) {
 					if (u < 0xdc00 || u > 0xdfff)
 						goto bad;
-					put_utf8(&b, 0x10000 + ((high - 0xd800) << 10) + (u - 0xdc00));
+					put_utf8(&b,
+						 0x10000 + ((high - 0xd800) << 10) + (u - 0xdc00));
 					high = 0;
 				} else if (u >= 0xd800 && u <= 0xdbff) {
 					high = u;
@@ -122,12 +122,12 @@ char *imap_utf7_to_utf8(struct bu_arena *a, const char *s)
 					goto bad;
 				} else {
 					if ((u >= 0x20 && u <= 0x7e) || u == 0)
-						goto bad;  /* printable ASCII stands for itself; no NUL */
+						goto bad; /* printable ASCII stands for itself; no NUL */
 					put_utf8(&b, u);
 				}
 			}
 		}
-		p++;  /* '-' */
+		p++; /* '-' */
 		after_shift = p;
 		/* empty "&-" is '&'; leftovers must be fewer than 6 zero bits */
 		if (units == 0 || high != 0 || nbits >= 6 || bits != 0)
@@ -213,7 +213,8 @@ char *imap_utf8_to_utf7(struct bu_arena *a, const char *s)
 				nbits += 16;
 				while (nbits >= 6) {
 					nbits -= 6;
-					bu_buf_append_byte(&b, (uint8_t)b64chars[(bits >> nbits) & 0x3f]);
+					bu_buf_append_byte(
+						&b, (uint8_t)b64chars[(bits >> nbits) & 0x3f]);
 				}
 				bits &= (1u << nbits) - 1;
 			}

@@ -608,7 +608,7 @@ static bool is_space(char c)
 static int parse_line(char *line, size_t len, char **key_r, char **value_r, const char **error_r)
 {
 	char shown[SHOW_MAX];
-	char *p = line, *end = line + len, *eq, *k_end, *v, *out;
+	char *p = line, *end, *eq, *k_end, *v, *out;
 
 	*key_r = NULL;
 	while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))

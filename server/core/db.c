@@ -173,13 +173,21 @@ static int db_connect(struct bu_db *db)
 {
 	/* Later keywords override earlier ones, and the expanded conninfo
 	 * ("dbname" with expand_dbname) overrides what comes before it: our
-	 * defaults go first so that the operator's URL can change them. */
+	 * defaults go first so that the operator's URL can change them.
+	 * TCP keepalives (for an idle connection) and tcp_user_timeout (for
+	 * a statement sent and never acknowledged) make a server that
+	 * vanished, a crash or a network split leaving the connection
+	 * half-open, an error within a minute instead of a worker waiting for
+	 * an answer until TCP gives up a quarter of an hour later. Neither
+	 * limits how long a statement may run. */
 	const char *const keys[] = {
 		"connect_timeout", "application_name", "client_encoding",
-		"dbname", NULL
+		"keepalives", "keepalives_idle", "keepalives_interval",
+		"keepalives_count", "tcp_user_timeout", "dbname", NULL
 	};
 	const char *const values[] = {
-		"10", "bureaud", "UTF8", db->conninfo, NULL
+		"10", "bureaud", "UTF8", "1", "30", "10", "3", "60000",
+		db->conninfo, NULL
 	};
 	int64_t now = bu_mono_ms();
 
@@ -188,6 +196,8 @@ static int db_connect(struct bu_db *db)
 		return -1;
 	}
 	db->conn = PQconnectdbParams(keys, values, 1);
+	if (db->conn == NULL)
+		bu_panic("PQconnectdbParams: out of memory");
 	atomic_fetch_add(&db_connections, 1);
 	if (PQstatus(db->conn) != CONNECTION_OK) {
 		db_set_error(db, BU_DB_ERR_CONN, NULL, PQerrorMessage(db->conn));

@@ -13,6 +13,14 @@
  * it wakes everybody once: every subscriber gets (its account, 0) and the
  * server gets bu_server_notify(srv, 0, 0), "everyone re-check".
  *
+ * Nothing on the hub thread blocks on the network for long, so that
+ * bu_hub_stop() returns within about a second whatever PostgreSQL does: the
+ * connection is made with PQconnectStartParams/PQconnectPoll, polled
+ * together with the stop eventfd (with our own 10 s limit, as libpq ignores
+ * connect_timeout there), and the idle-time liveness check is an
+ * asynchronous "SELECT 1" that must be answered within 10 s. TCP keepalives
+ * are on as well (the URL may override them).
+ *
  * Subscriptions with account 0 receive every notification (and account 0
  * with collection 0 after a reconnect).
  *
@@ -41,8 +49,11 @@
 #define HUB_POLL_MS 1000
 #define HUB_BACKOFF_MIN_MS 500
 #define HUB_BACKOFF_MAX_MS 5000
-/* with no traffic, check the connection with a query this often */
+/* with no traffic, check the connection with a query this often, and give
+ * up on it when the answer takes longer than HUB_PING_TIMEOUT_MS */
 #define HUB_PING_MS 30000
+#define HUB_PING_TIMEOUT_MS 10000
+#define HUB_CONNECT_TIMEOUT_MS 10000
 
 struct hub_sub {
 	uint64_t handle;      /* 0 = removed during dispatch */
@@ -170,24 +181,72 @@ static void hub_notice_processor(void *arg, const char *message)
 	bu_debug("event=hub.notice msg=%s", bu_log_qn(message, strcspn(message, "\n")));
 }
 
+static void hub_log_conn_error(const char *event, PGconn *conn)
+{
+	const char *msg = conn != NULL ? PQerrorMessage(conn) : "out of memory";
+
+	bu_error("event=%s msg=%s", event, bu_log_qn(msg, strcspn(msg, "\n")));
+}
+
+/* Connect and LISTEN; NULL when it failed (logged) or a stop was asked. */
 static PGconn *hub_connect(struct bu_hub *hub)
 {
+	/* our defaults first: the operator's conninfo (expanded from
+	 * "dbname") overrides them */
 	const char *const keys[] = {
-		"connect_timeout", "application_name", "dbname", NULL
+		"application_name", "keepalives", "keepalives_idle",
+		"keepalives_interval", "keepalives_count", "tcp_user_timeout",
+		"dbname", NULL
 	};
-	const char *const values[] = { "10", "bureaud-hub", hub->conninfo, NULL };
-	PGconn *conn = PQconnectdbParams(keys, values, 1);
+	const char *const values[] = {
+		"bureaud-hub", "1", "30", "10", "3", "60000", hub->conninfo, NULL
+	};
+	PGconn *conn = PQconnectStartParams(keys, values, 1);
+	PostgresPollingStatusType st = PGRES_POLLING_WRITING;
+	int64_t deadline = bu_mono_ms() + HUB_CONNECT_TIMEOUT_MS;
 	PGresult *res;
 
-	if (PQstatus(conn) != CONNECTION_OK) {
-		const char *msg = PQerrorMessage(conn);
-
-		bu_error("event=hub.connect_failed msg=%s",
-			 bu_log_qn(msg, strcspn(msg, "\n")));
+	if (conn == NULL || PQstatus(conn) == CONNECTION_BAD) {
+		hub_log_conn_error("hub.connect_failed", conn);
 		PQfinish(conn);
 		return NULL;
 	}
+	/* libpq: start as if PQconnectPoll had said "writing" */
+	while (st != PGRES_POLLING_OK) {
+		struct pollfd pfd[2] = {
+			{ .fd = PQsocket(conn),
+			  .events = st == PGRES_POLLING_READING ? POLLIN : POLLOUT },
+			{ .fd = hub->wake_fd, .events = POLLIN },
+		};
+		int64_t left = deadline - bu_mono_ms();
+		int r;
+
+		if (st == PGRES_POLLING_FAILED) {
+			hub_log_conn_error("hub.connect_failed", conn);
+			PQfinish(conn);
+			return NULL;
+		}
+		if (left <= 0) {
+			bu_error("event=hub.connect_failed msg=\"no answer within %d s\"",
+				 HUB_CONNECT_TIMEOUT_MS / 1000);
+			PQfinish(conn);
+			return NULL;
+		}
+		r = poll(pfd, 2, (int)(left < HUB_POLL_MS ? left : HUB_POLL_MS));
+		if (atomic_load(&hub->stopping)) {
+			PQfinish(conn);
+			return NULL;
+		}
+		if (r < 0 && errno != EINTR) {
+			bu_log_errno("event=hub.poll_failed");
+			PQfinish(conn);
+			return NULL;
+		}
+		if (r > 0 && pfd[0].revents != 0)
+			st = PQconnectPoll(conn);
+	}
 	PQsetNoticeProcessor(conn, hub_notice_processor, NULL);
+	/* the server has just answered: this round trip is quick */
 	res = PQexec(conn, "LISTEN " HUB_CHANNEL);
 	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
 		const char *msg = PQresultErrorMessage(res);
@@ -199,6 +258,12 @@ static PGconn *hub_connect(struct bu_hub *hub)
 		return NULL;
 	}
 	PQclear(res);
+	/* from here on only PQsendQuery: never wait for a write */
+	if (PQsetnonblocking(conn, 1) != 0) {
+		hub_log_conn_error("hub.connect_failed", conn);
+		PQfinish(conn);
+		return NULL;
+	}
 	return conn;
 }
 
@@ -213,13 +278,27 @@ static bool hub_sleep(struct bu_hub *hub, int ms)
 	return atomic_load(&hub->stopping);
 }
 
-/* drain notifications; -1 if the connection is gone */
-static int hub_read(struct bu_hub *hub, PGconn *conn)
+/* Read what arrived: the answer to a liveness check in flight (clears
+ * *ping_out) and notifications. -1 if the connection is gone. */
+static int hub_read(struct bu_hub *hub, PGconn *conn, bool *ping_out)
 {
 	PGnotify *n;
 
 	if (PQconsumeInput(conn) == 0)
 		return -1;
+	while (*ping_out && !PQisBusy(conn)) {
+		PGresult *res = PQgetResult(conn);
+		bool ok;
+
+		if (res == NULL) {
+			*ping_out = false;
+			break;
+		}
+		ok = PQresultStatus(res) == PGRES_TUPLES_OK;
+		PQclear(res);
+		if (!ok)
+			return -1;
+	}
 	while ((n = PQnotifies(conn)) != NULL) {
 		int64_t a, c;
 
@@ -261,14 +340,21 @@ static void *hub_thread(void *arg)
 		}
 		first = false;
 
-		int64_t last_traffic = bu_mono_ms();
+		int64_t last_traffic = bu_mono_ms(), ping_sent = 0;
+		bool ping_out = false;
 		while (!atomic_load(&hub->stopping)) {
+			/* an unsent part of the check waits for POLLOUT */
+			int flush = ping_out ? PQflush(conn) : 0;
 			struct pollfd pfd[2] = {
-				{ .fd = PQsocket(conn), .events = POLLIN },
+				{ .fd = PQsocket(conn),
+				  .events = POLLIN | (flush > 0 ? POLLOUT : 0) },
 				{ .fd = hub->wake_fd, .events = POLLIN },
 			};
-			int r = poll(pfd, 2, HUB_POLL_MS);
+			int r;
 
+			if (flush < 0)
+				break;
+			r = poll(pfd, 2, HUB_POLL_MS);
 			if (r < 0 && errno != EINTR) {
 				bu_log_errno("event=hub.poll_failed");
 				break;
@@ -276,19 +362,22 @@ static void *hub_thread(void *arg)
 			if (atomic_load(&hub->stopping))
 				break;
 			if (r > 0 && (pfd[0].revents & (POLLIN | POLLHUP | POLLERR)) != 0) {
-				if (hub_read(hub, conn) < 0)
+				if (hub_read(hub, conn, &ping_out) < 0)
 					break;
 				last_traffic = bu_mono_ms();
+			} else if (ping_out) {
+				if (bu_mono_ms() - ping_sent >= HUB_PING_TIMEOUT_MS) {
+					bu_warn("event=hub.ping_timeout ms=%d",
+						HUB_PING_TIMEOUT_MS);
+					break;
+				}
 			} else if (bu_mono_ms() - last_traffic >= HUB_PING_MS) {
 				/* a half-open TCP connection never becomes
-				 * readable: ask something */
-				PGresult *res = PQexec(conn, "SELECT 1");
-				bool ok = PQresultStatus(res) == PGRES_TUPLES_OK;
-
-				PQclear(res);
-				if (!ok || hub_read(hub, conn) < 0)
+				 * readable: ask something, without waiting */
+				if (PQsendQuery(conn, "SELECT 1") != 1)
 					break;
-				last_traffic = bu_mono_ms();
+				ping_out = true;
+				ping_sent = bu_mono_ms();
 			}
 		}
 		if (!atomic_load(&hub->stopping)) {

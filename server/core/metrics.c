@@ -96,7 +96,7 @@ static struct series *get(const char *series, enum metric_kind kind)
 		return all[i];
 	if (all_count == all_cap) {
 		all_cap = all_cap ? all_cap * 2 : 64;
-		all = bu_realloc(all, bu_size_mul(all_cap, sizeof(*all)));
+		all = bu_realloc(all, bu_size_mul(all_cap, sizeof(struct series *)));
 	}
 	s = bu_malloc(sizeof(*s));
 	s->series = bu_strdup(series);
@@ -110,7 +110,7 @@ static struct series *get(const char *series, enum metric_kind kind)
 		s->labels = bu_strdup("");
 	}
 	s->kind = kind;
-	memmove(all + i + 1, all + i, (all_count - i) * sizeof(*all));
+	memmove(all + i + 1, all + i, (all_count - i) * sizeof(struct series *));
 	all[i] = s;
 	all_count++;
 	return s;

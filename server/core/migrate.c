@@ -323,10 +323,10 @@ int bu_db_migrate(struct bu_db *db, const char *dir, const char **error_r)
 	res = bu_db_query(db, "SELECT max(version) FROM schema_version", 0, NULL);
 	if (res != NULL) {
 		if (PQntuples(res) == 1 && !PQgetisnull(res, 0, 0)) {
-			int max = atoi(PQgetvalue(res, 0, 0));
+			long max = strtol(PQgetvalue(res, 0, 0), NULL, 10);
 
 			if (n == 0 || max > list[n - 1].version)
-				bu_warn("event=migrate.newer_schema db_version=%d "
+				bu_warn("event=migrate.newer_schema db_version=%ld "
 					"files_version=%d", max,
 					n > 0 ? list[n - 1].version : 0);
 		}

@@ -64,7 +64,7 @@ static void conn_close_internal(struct bu_conn *c, const char *reason);
 
 const char *net_err(const char *fmt, ...)
 {
-	static __thread char buf[512];
+	static __thread char buf[1024];
 	va_list ap;
 
 	va_start(ap, fmt);

@@ -93,7 +93,11 @@ static int pgembed_parse_version(const char *s)
 		s++;
 		if (!isdigit((unsigned char)*s))
 			return -1;
-		major = major * 100 + atoi(s);   /* 9.6 sorts below 10 (1000) */
+		long minor = strtol(s, NULL, 10);
+
+		if (minor < 0 || minor > 99)
+			return -1;
+		major = major * 100 + (int)minor;   /* 9.6 sorts below 10 (1000) */
 	} else {
 		major *= 100;
 	}
@@ -231,9 +235,9 @@ static char *pgembed_bindir_version(const char *bindir)
 		char *dot = strchr(ver, '.');
 
 		/* 10+ : major is before the dot; 9.x : major is "9.x" */
-		if (dot != NULL && atoi(ver) >= 10)
-			*dot = '\0';
-		else if (dot != NULL && (dot = strchr(dot + 1, '.')) != NULL)
+		if (dot != NULL && strtol(ver, NULL, 10) < 10)
+			dot = strchr(dot + 1, '.');
+		if (dot != NULL)
 			*dot = '\0';
 		if (pgembed_parse_version(ver) >= 0)
 			ret = ver;

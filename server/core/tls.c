@@ -13,11 +13,17 @@
  * 127.0.0.1 and ::1, valid ten years, key file mode 0600. It is made with
  * the OpenSSL API, not by running the openssl command.
  *
+ * Errors tell the operator what to fix: a file bureaud cannot read (after
+ * the privilege drop a SIGHUP reload reads as the service user), a file
+ * that is not PEM, an encrypted key, a key that does not match. A reload
+ * that fails keeps the context in use and says so.
+ *
  * Left out: SNI with several certificates, OCSP stapling, client
  * certificates.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -272,6 +278,80 @@ out:
 	return ret;
 }
 
+static int no_passphrase(char *buf, int size, int rwflag, void *u)
+{
+	(void)buf;
+	(void)size;
+	(void)rwflag;
+	(void)u;
+	return 0;
+}
+
+/* Why we cannot read path (what: "certificate", "private key"), or NULL
+ * when we can and OpenSSL has to say what is wrong with it. */
+static const char *file_unreadable(const char *what, const char *path)
+{
+	struct passwd pw, *pwp = NULL;
+	char pwbuf[1024];
+	int e;
+
+	if (access(path, R_OK) == 0)
+		return NULL;
+	e = errno;
+	if (e == EACCES && geteuid() != 0 &&
+	    getpwuid_r(geteuid(), &pw, pwbuf, sizeof(pwbuf), &pwp) == 0 && pwp != NULL)
+		return net_err("tls: cannot read %s %s: %s (bureaud runs as user %s "
+			       "after start-up: make the file readable by it, e.g. "
+			       "chgrp %s FILE and chmod g+r FILE)", what, path,
+			       strerror(e), pwp->pw_name, pwp->pw_name);
+	return net_err("tls: cannot read %s %s: %s", what, path, strerror(e));
+}
+
+/* OpenSSL's reason for a PEM file it refused, with what to do about it.
+ * The queue holds the root cause first and generic wrappers ("PEM lib")
+ * after it: look at all of it. Clears the queue. */
+static const char *pem_problem(bool key, const char *cert_path)
+{
+	/* not net_err(): the caller formats its message with that buffer */
+	static __thread char buf[600];
+	unsigned long e, first = 0;
+	const char *hint = NULL;
+
+	while ((e = ERR_get_error()) != 0) {
+		/* reason texts, not codes: the library that reports a failed
+		 * decryption differs between OpenSSL versions (EVP, PEM, the
+		 * 3.x providers) */
+		const char *r = ERR_reason_error_string(e);
+
+		if (first == 0)
+			first = e;
+		if (hint != NULL || r == NULL)
+			continue;
+		if (strcmp(r, "no start line") == 0)
+			hint = key ? "not a PEM private key (expected -----BEGIN ... "
+				"PRIVATE KEY-----)"
+				: "not a PEM certificate (expected -----BEGIN CERTIFICATE-----)";
+		else if (key && (strcmp(r, "bad decrypt") == 0 ||
+				 strcmp(r, "bad password read") == 0 ||
+				 strcmp(r, "problems getting password") == 0))
+			hint = "the key is protected by a passphrase: store it unencrypted "
+				"(openssl pkey -in KEY -out KEY.new), mode 0600";
+		else if (key && (strcmp(r, "key values mismatch") == 0 ||
+				 strcmp(r, "key type mismatch") == 0))
+		{
+			snprintf(buf, sizeof(buf), "it does not match certificate %s: "
+				 "install the key and certificate of one pair", cert_path);
+			hint = buf;
+		}
+	}
+	if (hint != NULL)
+		return hint;
+	if (first == 0)
+		return "unknown TLS error";
+	ERR_error_string_n(first, buf, sizeof(buf));
+	return buf;
+}
+
 static SSL_CTX *ctx_create(const char *cert_path, const char *key_path,
 			   const char **error_r)
 {
@@ -302,22 +382,30 @@ static SSL_CTX *ctx_create(const char *cert_path, const char *key_path,
 			 SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
 			 SSL_MODE_RELEASE_BUFFERS);
 	SSL_CTX_set_session_id_context(ctx, sid_ctx, sizeof(sid_ctx) - 1);
+	/* never prompt on the terminal for a passphrase */
+	SSL_CTX_set_default_passwd_cb(ctx, no_passphrase);
 
+	if ((*error_r = file_unreadable("certificate", cert_path)) != NULL ||
+	    (*error_r = file_unreadable("private key", key_path)) != NULL) {
+		SSL_CTX_free(ctx);
+		return NULL;
+	}
 	if (SSL_CTX_use_certificate_chain_file(ctx, cert_path) != 1) {
 		*error_r = net_err("tls: cannot load certificate %s: %s; set "
 				   "tls.cert and tls.key, or enable tls.selfsigned",
-				   cert_path, tls_error_text());
+				   cert_path, pem_problem(false, cert_path));
 		SSL_CTX_free(ctx);
 		return NULL;
 	}
 	if (SSL_CTX_use_PrivateKey_file(ctx, key_path, SSL_FILETYPE_PEM) != 1) {
 		*error_r = net_err("tls: cannot load private key %s: %s",
-				   key_path, tls_error_text());
+				   key_path, pem_problem(true, cert_path));
 		SSL_CTX_free(ctx);
 		return NULL;
 	}
 	if (SSL_CTX_check_private_key(ctx) != 1) {
-		*error_r = net_err("tls: private key %s does not match certificate %s",
+		*error_r = net_err("tls: private key %s does not match certificate %s: "
+				   "install the key and certificate of one pair",
 				   key_path, cert_path);
 		ERR_clear_error();
 		SSL_CTX_free(ctx);
@@ -331,8 +419,12 @@ int bu_server_tls_load(struct bu_server *s, const char **error_r)
 	const struct bu_config *cfg = s->cfg;
 	char *cert_path, *key_path;
 	SSL_CTX *ctx, *old;
-	bool have_cert, have_key;
+	bool have_cert, have_key, reload;
 	int ret = -1;
+
+	pthread_mutex_lock(&s->tls_mu);
+	reload = s->tls_ctx != NULL;
+	pthread_mutex_unlock(&s->tls_mu);
 
 	cert_path = cfg->tls_cert != NULL && cfg->tls_cert[0] != '\0'
 		? bu_strdup(cfg->tls_cert) : bu_config_state_path(cfg, "tls/cert.pem");
@@ -341,7 +433,9 @@ int bu_server_tls_load(struct bu_server *s, const char **error_r)
 
 	have_cert = file_exists(cert_path);
 	have_key = file_exists(key_path);
-	if (!have_cert && !have_key && cfg->tls_selfsigned) {
+	/* Only the first load makes a self-signed pair: a reload that finds
+	 * the files gone must not swap a real certificate for one. */
+	if (!have_cert && !have_key && cfg->tls_selfsigned && !reload) {
 		if (make_selfsigned(cfg, cert_path, key_path, error_r) < 0)
 			goto out;
 	} else if (!have_cert || !have_key) {
@@ -366,6 +460,13 @@ int bu_server_tls_load(struct bu_server *s, const char **error_r)
 		old != NULL ? "yes" : "no");
 	ret = 0;
 out:
+	if (ret < 0 && reload) {
+		char why[512];
+
+		snprintf(why, sizeof(why), "%s", *error_r);
+		*error_r = net_err("%s (the certificate loaded before stays in use: "
+				   "fix this and send SIGHUP again)", why);
+	}
 	free(cert_path);
 	free(key_path);
 	return ret;

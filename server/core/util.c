@@ -588,7 +588,8 @@ int bu_parse_u64(const char *s, size_t len, uint64_t max, uint64_t *out_r)
 		if (s[i] < '0' || s[i] > '9')
 			return -1;
 		d = (unsigned)(s[i] - '0');
-		if (v > (max - d) / 10)
+		/* d > max first: max - d must not wrap (max 5, "7") */
+		if (d > max || v > (max - d) / 10)
 			return -1;
 		v = v * 10 + d;
 	}

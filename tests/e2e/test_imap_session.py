@@ -595,8 +595,11 @@ def test_condstore_qresync_select(bureau, alice):
     assert tagged(r.cmd("s", f"SELECT INBOX (QRESYNC ({uidvalidity} {hms}))")).startswith(b"s BAD")
     out = r.cmd("c", "SELECT INBOX (CONDSTORE)")
     assert any(b"HIGHESTMODSEQ" in x for x in out)
-    out = r.cmd("f", "FETCH 1 (FLAGS)")
-    assert any(b"MODSEQ" in x for x in out), out
+    out = r.cmd("f", "FETCH 1 (FLAGS MODSEQ)")
+    assert any(b"MODSEQ (" in x for x in out), out
+    # RFC 7162 3.1: flag changes report UID and MODSEQ from now on
+    out = r.cmd("g", "STORE 1 +FLAGS (\\Flagged)")
+    assert any(b"MODSEQ (" in x for x in out), out
     r.close()
 
 
@@ -706,43 +709,47 @@ def test_acl_other_users(bureau):
     a.append("Team", None, None, MESSAGE)
 
     shared = f"Other Users/{ALICE}/Team"
+    qshared = f'"{shared}"'      # imaplib does not quote names with spaces
     b = login(bureau, BOB)
     names = list_names(b.list('""', "*")[1])
     assert shared in names
     attrs = list_attrs(b.list('""', "%")[1])
     assert "\\HasChildren" in attrs["Other Users"] and (
         "\\Noselect" in attrs["Other Users"] or "\\NonExistent" in attrs["Other Users"])
-    assert list_names(b.list("Other Users/", "%")[1]) == [f"Other Users/{ALICE}"]
-    typ, data = b.myrights(shared)
+    assert list_names(b.list('"Other Users/"', "%")[1]) == [f"Other Users/{ALICE}"]
+    typ, data = b.myrights(qshared)
     assert data[0].endswith(b"lrsi")
-    typ, data = b.select(shared)
+    typ, data = b.select(qshared)
     assert typ == "OK" and data == [b"1"]
-    typ, data = b.getacl(shared)
+    typ, data = b.getacl(qshared)
     assert typ == "NO" and b"[NOPERM]" in data[0]
-    assert b.status(shared, "(MESSAGES)")[0] == "OK"
-    typ, data = b.delete(shared)
+    assert b.status(qshared, "(MESSAGES)")[0] == "OK"
+    typ, data = b.delete(qshared)
     assert typ == "NO"
-    typ, data = b.create(f"Other Users/{ALICE}/Team/Sub")
+    typ, data = b.create(f'"Other Users/{ALICE}/Team/Sub"')
     assert typ == "NO" and b"[NOPERM]" in data[0]
     b.unselect()
     # alice's other folders stay invisible
-    typ, data = b.select(f"Other Users/{ALICE}/INBOX")
+    typ, data = b.select(f'"Other Users/{ALICE}/INBOX"')
     assert typ == "NO" and b"[NONEXISTENT]" in data[0]
 
     # a stranger sees nothing
     c = login(bureau, CAROL)
     assert not any(n.startswith("Other Users") for n in list_names(c.list('""', "*")[1]))
-    typ, data = c.select(shared)
+    typ, data = c.select(qshared)
     assert typ == "NO" and b"[NONEXISTENT]" in data[0]
     c.logout()
 
     # with k, bob may create below it; DELETEACL takes everything away
     assert a.setacl("Team", BOB, "lrsk")[0] == "OK"
-    assert b.create(f"Other Users/{ALICE}/Team/Sub")[0] == "OK"
+    assert b.create(f'"Other Users/{ALICE}/Team/Sub"')[0] == "OK"
     assert "Team/Sub" in list_names(a.list('""', "Team/*")[1])
     assert a.deleteacl("Team", BOB)[0] == "OK"
-    names = list_names(b.list('""', "*")[1])
-    assert shared not in names
+    # Team/Sub inherited bob's rights: Team is now only its superior
+    attrs = list_attrs(b.list('""', "*")[1])
+    assert "\\Noselect" in attrs[shared] and f"{shared}/Sub" in attrs
+    typ, data = b.select(qshared)
+    assert typ == "NO"
     b.logout()
     a.logout()
 
@@ -814,6 +821,7 @@ def test_metadata(alice):
     # MAXSIZE
     typ, data = run(c, "GETMETADATA", "(MAXSIZE 3)", "INBOX", "/private/comment")
     assert typ == "OK" and b"[METADATA LONGENTRIES 8]" in data[0], data
+    c.untagged_responses.clear()
     # delete
     assert run(c, "SETMETADATA", "INBOX", "(/private/comment NIL)")[0] == "OK"
     run(c, "GETMETADATA", "INBOX", "/private/comment")
@@ -935,3 +943,56 @@ def test_logout(bureau):
     assert out == [b"* BYE Logging out", b"a OK Logout completed"]
     with pytest.raises((EOFError, OSError)):
         r.line()
+
+
+def test_big_literal_append(alice):
+    """A literal far larger than the connection's input buffer streams into
+    the command (APPENDLIMIT is 64 MiB by default)."""
+    c = alice
+    body = (b"x" * 76 + b"\r\n") * (24 * 1024 * 1024 // 78)
+    msg = MESSAGE.replace(b"Hello Alice.\r\n", body)
+    typ, data = c.append("INBOX", None, None, msg)
+    assert typ == "OK", data
+    typ, data = c.status("INBOX", "(MESSAGES SIZE)")
+    assert f"SIZE {len(msg)}".encode() in data[0], data
+
+
+def test_idle_timeout_after_login(bureau_factory, pg, fresh_db):
+    b = bureau_factory(database_url=pg.url(fresh_db),
+                       config={"limits.idle_timeout": 1}).start()
+    make_user(b, ALICE)
+    r = Raw(b.ports["imap"])
+    r.login(ALICE)
+    time.sleep(2.5)
+    r.sock.settimeout(5)
+    assert r.line() == b"* BYE Autologout; idle for too long"
+    r.close()
+
+
+def test_rename_inbox_moves_messages(alice):
+    """RFC 3501 6.3.5: renaming INBOX moves its messages to the new name and
+    leaves INBOX in place, empty."""
+    c = alice
+    c.append("INBOX", None, None, MESSAGE)
+    c.append("INBOX", None, None, MESSAGE)
+    assert c.rename("INBOX", "Old-Inbox")[0] == "OK"
+    assert b"MESSAGES 0" in c.status("INBOX", "(MESSAGES)")[1][0]
+    assert b"MESSAGES 2" in c.status("Old-Inbox", "(MESSAGES)")[1][0]
+    typ, data = c.rename("Sent", "INBOX")
+    assert typ == "NO" and b"[ALREADYEXISTS]" in data[0]
+
+
+def test_imap4rev2_select(bureau):
+    make_user(bureau, ALICE)
+    r = Raw(bureau.ports["imap"])
+    r.login(ALICE)
+    out = r.cmd("a", "SELECT INBOX")
+    assert b"* 0 RECENT" in out
+    out = r.cmd("b", "ENABLE IMAP4rev2")
+    assert b"* ENABLED IMAP4rev2" in out
+    out = r.cmd("c", "SELECT INBOX")
+    assert tagged(out).startswith(b"c OK [READ-WRITE]")
+    assert b'* LIST () "/" INBOX' in out
+    assert not any(b"RECENT" in x or b"[UNSEEN" in x for x in out), out
+    assert b"* OK [CLOSED] Previous mailbox closed" in out
+    r.close()

@@ -5,18 +5,25 @@
  * The test creates its own database (bureau_test_db_PID) and drops it at the
  * end, so it can share a cluster with other tests.
  */
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <libpq-fe.h>
 
+#include "server/core/config.h"
 #include "server/core/db.h"
 #include "server/core/log.h"
+#include "server/core/net.h"
 
 static int failures;
 static int checks;
@@ -556,6 +563,266 @@ static void test_hub(void)
 	CHECK(bu_mono_ms() - t0 < 3000);
 }
 
+/* ---- connection options ------------------------------------------------- */
+
+/* the value libpq uses for key on c, or "" */
+static void conn_option(PGconn *c, const char *key, char *out, size_t outsz)
+{
+	PQconninfoOption *opts = PQconninfo(c);
+
+	snprintf(out, outsz, "%s", "");
+	for (PQconninfoOption *o = opts; o != NULL && o->keyword != NULL; o++) {
+		if (strcmp(o->keyword, key) == 0 && o->val != NULL)
+			snprintf(out, outsz, "%s", o->val);
+	}
+	PQconninfoFree(opts);
+}
+
+/* A server that vanishes without a word (half-open TCP) must not hold a
+ * worker for a quarter of an hour: keepalives and tcp_user_timeout are on
+ * by default, and the operator's conninfo can change them. */
+static void test_conn_options(void)
+{
+	struct bu_db *db = bu_db_create(test_conninfo);
+	char *custom = bu_asprintf("%s keepalives_idle='99' application_name='mine'",
+				   test_conninfo);
+	char v[64];
+
+	CHECK(bu_db_ensure(db) == 0);
+	conn_option(bu_db_pg(db), "keepalives", v, sizeof(v));
+	CHECK(strcmp(v, "1") == 0);
+	conn_option(bu_db_pg(db), "keepalives_idle", v, sizeof(v));
+	CHECK(strcmp(v, "30") == 0);
+	conn_option(bu_db_pg(db), "tcp_user_timeout", v, sizeof(v));
+	CHECK(strcmp(v, "60000") == 0);
+	conn_option(bu_db_pg(db), "application_name", v, sizeof(v));
+	CHECK(strcmp(v, "bureaud") == 0);
+	bu_db_destroy(&db);
+
+	db = bu_db_create(custom);
+	CHECK(bu_db_ensure(db) == 0);
+	conn_option(bu_db_pg(db), "keepalives_idle", v, sizeof(v));
+	CHECK(strcmp(v, "99") == 0);
+	conn_option(bu_db_pg(db), "application_name", v, sizeof(v));
+	CHECK(strcmp(v, "mine") == 0);
+	bu_db_destroy(&db);
+	free(custom);
+}
+
+/* A hub whose server accepts the TCP connection and then says nothing
+ * (a PostgreSQL that hangs, a black-holing proxy) still stops promptly:
+ * the connection attempt must not block the hub thread. */
+static void test_hub_silent_server(void)
+{
+	struct sockaddr_in sin;
+	socklen_t sl = sizeof(sin);
+	int lfd = socket(AF_INET, SOCK_STREAM, 0);
+	struct bu_hub *hub;
+	char *conninfo;
+	int64_t t0;
+
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (lfd < 0 || bind(lfd, (struct sockaddr *)&sin, sizeof(sin)) < 0 ||
+	    listen(lfd, 8) < 0 || getsockname(lfd, (struct sockaddr *)&sin, &sl) < 0) {
+		CHECK(!"listening socket");
+		if (lfd >= 0)
+			close(lfd);
+		return;
+	}
+	/* the kernel completes the handshake; nobody ever answers */
+	conninfo = bu_asprintf("host=127.0.0.1 port=%d dbname=x user=x connect_timeout=30",
+			       ntohs(sin.sin_port));
+	hub = bu_hub_start(conninfo, NULL);
+	usleep(500 * 1000);
+	t0 = bu_mono_ms();
+	bu_hub_stop(&hub);
+	CHECK(bu_mono_ms() - t0 < 2000);
+	CHECK(hub == NULL);
+	free(conninfo);
+	close(lfd);
+}
+
+/* ---- the hub feeding a running server ------------------------------------- */
+
+/* a line protocol: "watch N" makes the conn watch account N; every
+ * notification is written back as "notify A C" */
+static atomic_int notify_calls;
+
+static void *w_open(struct bu_conn *c)
+{
+	bu_conn_puts(c, "hi\r\n");
+	return c;
+}
+
+static void w_input(void *sess)
+{
+	struct bu_conn *c = sess;
+	struct bu_buf *in = bu_conn_in(c);
+	uint8_t *nl;
+
+	while ((nl = memchr(in->data, '\n', in->len)) != NULL) {
+		char line[64];
+		size_t n = (size_t)(nl - in->data);
+
+		snprintf(line, sizeof(line), "%.*s", (int)(n < 63 ? n : 63), (char *)in->data);
+		bu_buf_consume(in, n + 1);
+		if (strncmp(line, "watch ", 6) == 0) {
+			bu_conn_watch(c, strtoll(line + 6, NULL, 10));
+			bu_conn_puts(c, "ok\r\n");
+		}
+	}
+}
+
+static void w_notify(void *sess, int64_t account, int64_t coll)
+{
+	atomic_fetch_add(&notify_calls, 1);
+	bu_conn_printf(sess, "notify %lld %lld\r\n", (long long)account, (long long)coll);
+}
+
+static void w_close(void *sess)
+{
+	(void)sess;
+}
+
+static const struct bu_proto_ops w_ops = {
+	.name = "imap", .open = w_open, .input = w_input, .notify = w_notify,
+	.close = w_close,
+};
+
+/* one line from fd within timeout_ms, CRLF stripped; false on timeout/EOF */
+static bool read_line(int fd, char *out, size_t outsz, int timeout_ms)
+{
+	size_t n = 0;
+
+	while (n + 1 < outsz) {
+		struct pollfd pfd = { .fd = fd, .events = POLLIN };
+		char ch;
+
+		if (poll(&pfd, 1, timeout_ms) <= 0 || read(fd, &ch, 1) != 1)
+			return false;
+		if (ch == '\n')
+			break;
+		if (ch != '\r')
+			out[n++] = ch;
+	}
+	out[n] = '\0';
+	return true;
+}
+
+struct spammer {
+	atomic_bool stop;
+	int sent;
+};
+
+static void *spam_main(void *arg)
+{
+	struct spammer *sp = arg;
+	PGconn *c = admin_connect(test_conninfo);
+
+	while (!atomic_load(&sp->stop)) {
+		PGresult *r = PQexec(c, "SELECT pg_notify('bureau', '77 1')");
+
+		PQclear(r);
+		sp->sent++;
+	}
+	PQfinish(c);
+	return NULL;
+}
+
+/* NOTIFY -> hub thread -> bu_server_notify -> the I/O thread's mailbox ->
+ * ops->notify, and shutdown in bureaud's order (server, hub, destroy)
+ * while notifications keep arriving. Run under ThreadSanitizer too. */
+static void test_hub_server(void)
+{
+	struct bu_config cfg;
+	struct bu_server_params p;
+	struct bu_server *srv;
+	struct bu_hub *hub;
+	struct sockaddr_in sin;
+	struct spammer sp = { .stop = false };
+	pthread_t spam;
+	const char *err = NULL;
+	char line[128];
+	int fd, port;
+	bool got = false;
+
+	/* a free port */
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	{
+		socklen_t sl = sizeof(sin);
+
+		if (fd < 0 || bind(fd, (struct sockaddr *)&sin, sizeof(sin)) < 0 ||
+		    getsockname(fd, (struct sockaddr *)&sin, &sl) < 0) {
+			CHECK(!"free port");
+			return;
+		}
+	}
+	port = ntohs(sin.sin_port);
+	close(fd);
+
+	bu_config_defaults(&cfg);
+	for (int i = 0; i < BU_SVC_COUNT; i++)
+		cfg.svc[i].port = 0;
+	cfg.svc[BU_SVC_IMAP].port = port;
+	cfg.io_threads = 2;
+	cfg.db_pool_size = 2;
+	memset(&p, 0, sizeof(p));
+	p.cfg = &cfg;
+	p.ops[BU_SVC_IMAP] = &w_ops;
+	srv = bu_server_create(&p, &err);
+	CHECK(srv != NULL);
+	if (srv == NULL) {
+		fprintf(stderr, "bu_server_create: %s\n", err);
+		bu_config_free(&cfg);
+		return;
+	}
+	CHECK(bu_server_start(srv, NULL, NULL, &err) == 0);
+	hub = bu_hub_start(test_conninfo, srv);
+
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	CHECK(fd >= 0 && connect(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0);
+	CHECK(read_line(fd, line, sizeof(line), 5000) && strcmp(line, "hi") == 0);
+	CHECK(write(fd, "watch 77\r\n", 10) == 10);
+	CHECK(read_line(fd, line, sizeof(line), 5000) && strcmp(line, "ok") == 0);
+
+	/* NOTIFY travels through PostgreSQL to the session (retry until the
+	 * hub LISTENs) */
+	{
+		PGconn *c = admin_connect(test_conninfo);
+
+		for (int i = 0; i < 100 && !got; i++) {
+			PGresult *r = PQexec(c, "SELECT pg_notify('bureau', '77 5')");
+
+			PQclear(r);
+			got = read_line(fd, line, sizeof(line), 100) &&
+				strcmp(line, "notify 77 5") == 0;
+		}
+		PQfinish(c);
+	}
+	CHECK(got);
+
+	/* shut down while notifications pour in */
+	CHECK(pthread_create(&spam, NULL, spam_main, &sp) == 0);
+	usleep(300 * 1000);
+	bu_server_shutdown(srv, 0);
+	usleep(200 * 1000);      /* the hub keeps notifying a stopped server */
+	bu_hub_stop(&hub);
+	bu_server_destroy(&srv);
+	atomic_store(&sp.stop, true);
+	pthread_join(spam, NULL);
+	CHECK(sp.sent > 0 && atomic_load(&notify_calls) > 1);
+	/* the session was closed by the shutdown */
+	while (read_line(fd, line, sizeof(line), 2000))
+		;
+	close(fd);
+	bu_config_free(&cfg);
+}
+
 int main(void)
 {
 	const char *env = getenv("BUREAU_TEST_DB");
@@ -584,6 +851,9 @@ int main(void)
 	test_reconnect();
 	test_migrate();
 	test_hub();
+	test_conn_options();
+	test_hub_silent_server();
+	test_hub_server();
 
 	{
 		char *sql = bu_asprintf("DROP DATABASE %s WITH (FORCE)", dbname);

@@ -16,25 +16,24 @@
 static int failures;
 static int checks;
 
-#define CHECK(cond)                                                                      \
-	do {                                                                             \
-		checks++;                                                                \
-		if (!(cond)) {                                                           \
-			fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, \
-				#cond);                                                  \
-			failures++;                                                      \
-		}                                                                        \
+#define CHECK(cond)                                                                                \
+	do {                                                                                       \
+		checks++;                                                                          \
+		if (!(cond)) {                                                                     \
+			fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);   \
+			failures++;                                                                \
+		}                                                                                  \
 	} while (0)
 
-#define CHECK_STR(a, b)                                                                  \
-	do {                                                                             \
-		const char *a_ = (a), *b_ = (b);                                         \
-		checks++;                                                                \
-		if (a_ == NULL || strcmp(a_, b_) != 0) {                                 \
-			fprintf(stderr, "%s:%d: %s:\n  got  \"%s\"\n  want \"%s\"\n",    \
-				__FILE__, __LINE__, #a, a_ ? a_ : "(null)", b_);         \
-			failures++;                                                      \
-		}                                                                        \
+#define CHECK_STR(a, b)                                                                            \
+	do {                                                                                       \
+		const char *a_ = (a), *b_ = (b);                                                   \
+		checks++;                                                                          \
+		if (a_ == NULL || strcmp(a_, b_) != 0) {                                           \
+			fprintf(stderr, "%s:%d: %s:\n  got  \"%s\"\n  want \"%s\"\n", __FILE__,    \
+				__LINE__, #a, a_ ? a_ : "(null)", b_);                             \
+			failures++;                                                                \
+		}                                                                                  \
 	} while (0)
 
 /* ---- rendering a parsed command --------------------------------------- */
@@ -122,7 +121,8 @@ static char *run(const char *in, size_t len, size_t chunk, const struct limits *
 				continue;
 			}
 			if (r == IMAP_PARSE_DONE) {
-				bu_buf_printf(&o, "DONE %s %s%s", cmd.tag, cmd.name, cmd.uid ? " UID" : "");
+				bu_buf_printf(&o, "DONE %s %s%s", cmd.tag, cmd.name,
+					      cmd.uid ? " UID" : "");
 				if (cmd.n_args > 0) {
 					bu_buf_append_byte(&o, ' ');
 					render_args(&o, cmd.args, cmd.n_args);
@@ -158,7 +158,7 @@ static char *run(const char *in, size_t len, size_t chunk, const struct limits *
 
 struct pcase {
 	const char *in;
-	size_t len;          /* 0 = strlen */
+	size_t len; /* 0 = strlen */
 	const char *want;
 	const struct limits *lim;
 };
@@ -174,8 +174,7 @@ static const struct pcase cases[] = {
 	{ "a1 NOOP\n", 0, "DONE a1 NOOP|", NULL },
 	{ "\r\n\r\na1 NOOP\r\n", 0, "DONE a1 NOOP|", NULL },
 	{ "a1 NOOP\r\na2 CAPABILITY\r\n", 0, "DONE a1 NOOP|DONE a2 CAPABILITY|", NULL },
-	{ "a2 login alice \"pa ss\\\"\\\\\"\r\n", 0,
-	  "DONE a2 LOGIN alice \"pa ss\"\\\"|", NULL },
+	{ "a2 login alice \"pa ss\\\"\\\\\"\r\n", 0, "DONE a2 LOGIN alice \"pa ss\"\\\"|", NULL },
 	{ "a3 UID fetch 1:*,5 (FLAGS BODY.PEEK[HEADER.FIELDS (FROM TO)]<0.100>)\r\n", 0,
 	  "DONE a3 FETCH UID 1:*,5 (FLAGS BODY.PEEK[HEADER.FIELDS (FROM TO)]<0.100>)|", NULL },
 	{ "a3 FETCH 1 BODY[HEADER.FIELDS (\"X]\" Y)]\r\n", 0,
@@ -183,8 +182,8 @@ static const struct pcase cases[] = {
 	{ "a3 FETCH 1 (BODY[] BINARY.PEEK[1.2]<5.10>)\r\n", 0,
 	  "DONE a3 FETCH 1 (BODY[] BINARY.PEEK[1.2]<5.10>)|", NULL },
 	{ "a4 LOGIN {5}\r\nalice {3}\r\npwd\r\n", 0, "+|+|DONE a4 LOGIN {5}alice {3}pwd|", NULL },
-	{ "a5 APPEND INBOX (\\Seen) {3+}\r\nabc\r\n", 0,
-	  "DONE a5 APPEND INBOX (\\Seen) {3}abc|", NULL },
+	{ "a5 APPEND INBOX (\\Seen) {3+}\r\nabc\r\n", 0, "DONE a5 APPEND INBOX (\\Seen) {3}abc|",
+	  NULL },
 	{ "a6 APPEND INBOX ~{3}\r\na\0c\r\n", 27, "+|DONE a6 APPEND INBOX ~{3}a\\0c|", NULL },
 	{ "a6 X {3}\r\nabc ({2+}\r\nde x)\r\n", 0, "+|DONE a6 X {3}abc ({2}de x)|", NULL },
 	{ "a6 X {0}\r\n\r\n", 0, "+|DONE a6 X {0}|", NULL },
@@ -192,7 +191,8 @@ static const struct pcase cases[] = {
 	{ "a7 SEARCH OR (FROM x (TO y)) NOT nil\r\n", 0,
 	  "DONE a7 SEARCH OR (FROM x (TO y)) NOT <NIL>|", NULL },
 	{ "a7 LIST \"\" %/*\r\n", 0, "DONE a7 LIST \"\" %/*|", NULL },
-	{ "a7 STORE 1 +FLAGS (\\Seen $Junk)\r\n", 0, "DONE a7 STORE 1 +FLAGS (\\Seen $Junk)|", NULL },
+	{ "a7 STORE 1 +FLAGS (\\Seen $Junk)\r\n", 0, "DONE a7 STORE 1 +FLAGS (\\Seen $Junk)|",
+	  NULL },
 	{ "a7 X ()\r\n", 0, "DONE a7 X ()|", NULL },
 	{ "a7 X (())\r\n", 0, "DONE a7 X (())|", NULL },
 	{ "a7 SELECT Gr&APw-\xc3\xbc\r\n", 0, "DONE a7 SELECT Gr&APw-\xc3\xbc|", NULL },
@@ -227,13 +227,17 @@ static const struct pcase cases[] = {
 	{ "a19 X ) {5}\r\na20 NOOP\r\n", 0, "ERR a19 Unexpected ')'|DONE a20 NOOP|", NULL },
 	/* limits */
 	{ "a21 X xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\r\n"
-	  "a22 NOOP\r\n", 0, "BIG a21|DONE a22 NOOP|", &small_line },
+	  "a22 NOOP\r\n",
+	  0, "BIG a21|DONE a22 NOOP|", &small_line },
 	{ "a21 X {3}\r\nabc xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\r\n"
-	  "a22 NOOP\r\n", 0, "+|BIG a21|DONE a22 NOOP|", &small_line },
+	  "a22 NOOP\r\n",
+	  0, "+|BIG a21|DONE a22 NOOP|", &small_line },
 	{ "a21 X xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx {4+}\r\n"
-	  "abcd\r\na22 NOOP\r\n", 0, "BIG a21|DONE a22 NOOP|", &small_line },
+	  "abcd\r\na22 NOOP\r\n",
+	  0, "BIG a21|DONE a22 NOOP|", &small_line },
 	{ "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\r\n"
-	  "a22 NOOP\r\n", 0, "BIG *|DONE a22 NOOP|", &small_line },
+	  "a22 NOOP\r\n",
+	  0, "BIG *|DONE a22 NOOP|", &small_line },
 	{ "a23 APPEND x {100}\r\na24 NOOP\r\n", 0, "BIG a23|DONE a24 NOOP|", &small_lit },
 	{ "a23 APPEND x {10}\r\n0123456789\r\n", 0, "+|DONE a23 APPEND x {10}0123456789|",
 	  &small_lit },
@@ -261,7 +265,8 @@ static void test_table(void)
 
 			checks++;
 			if (strcmp(got, c->want) != 0) {
-				fprintf(stderr, "case %zu (chunk %zu): input \"%s\"\n  got  \"%s\"\n  want \"%s\"\n",
+				fprintf(stderr,
+					"case %zu (chunk %zu): input \"%s\"\n  got  \"%s\"\n  want \"%s\"\n",
 					i, chunks[k], c->in, got, c->want);
 				failures++;
 			}

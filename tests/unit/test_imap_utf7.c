@@ -12,25 +12,24 @@
 static int failures;
 static int checks;
 
-#define CHECK(cond)                                                                      \
-	do {                                                                             \
-		checks++;                                                                \
-		if (!(cond)) {                                                           \
-			fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, \
-				#cond);                                                  \
-			failures++;                                                      \
-		}                                                                        \
+#define CHECK(cond)                                                                                \
+	do {                                                                                       \
+		checks++;                                                                          \
+		if (!(cond)) {                                                                     \
+			fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);   \
+			failures++;                                                                \
+		}                                                                                  \
 	} while (0)
 
-#define CHECK_STR(a, b)                                                                  \
-	do {                                                                             \
-		const char *a_ = (a), *b_ = (b);                                         \
-		checks++;                                                                \
-		if (a_ == NULL || strcmp(a_, b_) != 0) {                                 \
-			fprintf(stderr, "%s:%d: %s: got \"%s\", want \"%s\"\n", __FILE__, \
-				__LINE__, #a, a_ ? a_ : "(null)", b_);                   \
-			failures++;                                                      \
-		}                                                                        \
+#define CHECK_STR(a, b)                                                                            \
+	do {                                                                                       \
+		const char *a_ = (a), *b_ = (b);                                                   \
+		checks++;                                                                          \
+		if (a_ == NULL || strcmp(a_, b_) != 0) {                                           \
+			fprintf(stderr, "%s:%d: %s: got \"%s\", want \"%s\"\n", __FILE__,          \
+				__LINE__, #a, a_ ? a_ : "(null)", b_);                             \
+			failures++;                                                                \
+		}                                                                                  \
 	} while (0)
 
 struct pair {
@@ -41,10 +40,10 @@ static const struct pair pairs[] = {
 	{ "INBOX", "INBOX" },
 	{ "", "" },
 	{ "~peter/mail/\xe5\x8f\xb0\xe5\x8c\x97/\xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e",
-	  "~peter/mail/&U,BTFw-/&ZeVnLIqe-" },                    /* RFC 3501 5.1.3 */
+	  "~peter/mail/&U,BTFw-/&ZeVnLIqe-" }, /* RFC 3501 5.1.3 */
 	{ "\xe2\x98\xba!", "&Jjo-!" },
 	{ "Entw\xc3\xbcrfe", "Entw&APw-rfe" },
-	{ "\xf0\x9f\x98\x80", "&2D3eAA-" },                        /* surrogate pair */
+	{ "\xf0\x9f\x98\x80", "&2D3eAA-" }, /* surrogate pair */
 	{ "a&b", "a&-b" },
 	{ "&", "&-" },
 	{ "&&", "&-&-" },
@@ -75,31 +74,31 @@ static void test_pairs(void)
 }
 
 static const char *const bad_utf7[] = {
-	"&",             /* unterminated */
-	"&Jjo",          /* unterminated */
-	"a&Jjo!",        /* '!' is not base64 */
-	"&AEE-",         /* encodes 'A': must be written as itself */
-	"&ACY-",         /* encodes '&': must be "&-" */
-	"&2D0-",         /* lone high surrogate */
-	"&3gA-",         /* lone low surrogate */
-	"&2D3YPQ-",      /* high surrogate followed by high surrogate */
-	"&Jjp-",         /* non-zero padding bits */
-	"&AOkA-",        /* six leftover bits */
-	"&AOk=-",        /* padding character */
-	"&AO/-",         /* '/' is not modified base64 */
-	"&AAA-",         /* NUL */
-	"&AOk-&AOk-",    /* two shifted sequences in a row: "&AOkA6Q-" */
-	"&2D3eAAAA-",    /* ... and a NUL after a surrogate pair */
+	"&",		   /* unterminated */
+	"&Jjo",		   /* unterminated */
+	"a&Jjo!",	   /* '!' is not base64 */
+	"&AEE-",	   /* encodes 'A': must be written as itself */
+	"&ACY-",	   /* encodes '&': must be "&-" */
+	"&2D0-",	   /* lone high surrogate */
+	"&3gA-",	   /* lone low surrogate */
+	"&2D3YPQ-",	   /* high surrogate followed by high surrogate */
+	"&Jjp-",	   /* non-zero padding bits */
+	"&AOkA-",	   /* six leftover bits */
+	"&AOk=-",	   /* padding character */
+	"&AO/-",	   /* '/' is not modified base64 */
+	"&AAA-",	   /* NUL */
+	"&AOk-&AOk-",	   /* two shifted sequences in a row: "&AOkA6Q-" */
+	"&2D3eAAAA-",	   /* ... and a NUL after a surrogate pair */
 	"Entw\xc3\xbcrfe", /* raw 8-bit */
-	"a\tb",          /* control character */
+	"a\tb",		   /* control character */
 	"a\x7f",
 };
 
 static const char *const bad_utf8[] = {
-	"\xc3",             /* truncated */
-	"\xc0\xaf",         /* overlong */
-	"\xe0\x80\xaf",     /* overlong */
-	"\xed\xa0\x80",     /* surrogate */
+	"\xc3",		    /* truncated */
+	"\xc0\xaf",	    /* overlong */
+	"\xe0\x80\xaf",	    /* overlong */
+	"\xed\xa0\x80",	    /* surrogate */
 	"\xf4\x90\x80\x80", /* above U+10FFFF */
 	"\xff",
 	"a\x80z",

@@ -464,6 +464,67 @@ static void test_auth(void)
 	GW_CHECK(t_unknown * 2 > t_known && t_known * 2 > t_unknown);
 }
 
+/* Throttling cannot be side-stepped by writing the login or the client
+ * address another way. */
+static void test_auth_variants(void)
+{
+	struct principal *p;
+	const char *err = NULL;
+	char *hash;
+	int64_t grp;
+
+	GW_CHECK(domain_add(db, "var.test", &err) == 1);
+	add("alice@var.test", PRINCIPAL_USER, "alice-var-pass");
+	GW_CHECK(alias_add(db, "ally@var.test", "alice@var.test", &err) == 1);
+
+	/* the account's primary address names its row, whatever the login */
+	GW_CHECK(auth("ALICE@VAR.TEST", "wrong", "192.0.2.60", 3, &p) == AUTH_FAILED);
+	GW_CHECK(auth("Ally@Var.Test", "wrong", "192.0.2.61", 3, &p) == AUTH_FAILED);
+	GW_CHECK(auth("alice@var.test", "wrong", "192.0.2.62", 3, &p) == AUTH_FAILED);
+	GW_CHECK(failures_of("acct:alice@var.test") == 3);
+	GW_CHECK(failures_of("acct:ally@var.test") == -1);
+	/* so every spelling is throttled now, even with the right password */
+	GW_CHECK(auth("aLiCe@var.TEST", "alice-var-pass", "192.0.2.63", 3, &p) ==
+		 AUTH_THROTTLED);
+	GW_CHECK(auth("ALLY@var.test", "alice-var-pass", "192.0.2.64", 3, &p) ==
+		 AUTH_THROTTLED);
+	GW_CHECK(bu_db_exec(db, "DELETE FROM auth_failures", 0, NULL) == 0);
+
+	/* IPv6: one /48 is one client; an IPv4-mapped address is the IPv4 one */
+	GW_CHECK(auth("ghost@var.test", "x", "2001:db8:1:2::1", 3, &p) == AUTH_FAILED);
+	GW_CHECK(auth("ghost@var.test", "x", "2001:db8:1:3::beef", 3, &p) == AUTH_FAILED);
+	GW_CHECK(auth("ghost@var.test", "x", "2001:DB8:1:ffff:1:2:3:4", 3, &p) == AUTH_FAILED);
+	GW_CHECK(failures_of("ip:2001:db8:1::/48") == 3);
+	GW_CHECK(bu_db_exec(db, "DELETE FROM auth_failures WHERE key LIKE 'acct:%'",
+			    0, NULL) == 0);
+	GW_CHECK(auth("alice@var.test", "alice-var-pass", "2001:db8:1:99::7", 3, &p) ==
+		 AUTH_THROTTLED);
+	GW_CHECK(auth("alice@var.test", "alice-var-pass", "2001:db8:2::1", 3, &p) == AUTH_OK);
+	GW_CHECK(auth("ghost@var.test", "x", "::ffff:192.0.2.70", 3, &p) == AUTH_FAILED);
+	GW_CHECK(auth("ghost@var.test", "x", "192.0.2.70", 3, &p) == AUTH_FAILED);
+	GW_CHECK(failures_of("ip:192.0.2.70") == 2);
+	/* not an address: kept as printable text */
+	GW_CHECK(auth("ghost@var.test", "x", "local\n\xff", 0, &p) == AUTH_FAILED);
+	GW_CHECK(failures_of("ip:local??") == 1);
+
+	/* a group never logs in, even if its row holds a password hash */
+	grp = add("crew@var.test", PRINCIPAL_GROUP, NULL);
+	hash = password_hash("crew-password", NULL);
+	GW_CHECK(hash != NULL);
+	if (hash != NULL) {
+		char ids[24];
+		const char *params[2] = { ids, hash };
+
+		snprintf(ids, sizeof(ids), "%lld", (long long)grp);
+		GW_CHECK(bu_db_exec(db, "UPDATE accounts SET password_hash = $2 WHERE id = $1",
+				    2, params) == 0);
+		GW_CHECK(auth("crew@var.test", "crew-password", "192.0.2.71", 10, &p) ==
+			 AUTH_FAILED && p == NULL);
+		GW_CHECK(failures_of("acct:crew@var.test") == 1);
+		free(hash);
+	}
+}
+
 static void test_remove(void)
 {
 	struct principal *p;
@@ -517,6 +578,7 @@ int main(void)
 	test_members();
 	test_app_passwords();
 	test_auth();
+	test_auth_variants();
 	test_remove();
 	bu_arena_destroy(&ar);
 	bu_db_destroy(&db);

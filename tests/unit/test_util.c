@@ -518,6 +518,13 @@ static void test_strings(void)
 		{ "99999999999999999999999", SIZE_MAX, UINT64_MAX, -1, 0 },
 		{ "4294967295", SIZE_MAX, UINT32_MAX, 0, UINT32_MAX },
 		{ "4294967296", SIZE_MAX, UINT32_MAX, -1, 0 },
+		/* a single digit above a small max (max - digit must not wrap) */
+		{ "7", SIZE_MAX, 5, -1, 0 },
+		{ "5", SIZE_MAX, 5, 0, 5 },
+		{ "1", SIZE_MAX, 0, -1, 0 },
+		{ "0", SIZE_MAX, 0, 0, 0 },
+		{ "9", SIZE_MAX, 8, -1, 0 },
+		{ "19", SIZE_MAX, 18, -1, 0 },
 	};
 	size_t i;
 
