@@ -427,8 +427,15 @@ static const char *get_password(struct ctl *c, const struct args *g, bool requir
 
 	if ((g->given & O_PASSWORD) != 0 && (g->given & O_PASSWORD_STDIN) != 0)
 		usage_error("give either --password or --password-stdin");
-	if ((g->given & O_PASSWORD) != 0)
-		return optv(g, O_PASSWORD);
+	if ((g->given & O_PASSWORD) != 0) {
+		/* argv strings are ours to change: keep a copy (wiped at exit)
+		 * and let ps and /proc/PID/cmdline show x's from now on */
+		char *arg = (char *)optv(g, O_PASSWORD);
+
+		c->password = bu_strdup(arg);
+		memset(arg, 'x', strlen(arg));
+		return c->password;
+	}
 	if ((g->given & O_PASSWORD_STDIN) == 0) {
 		if (required)
 			usage_error("a password is needed: --password PW or --password-stdin");
@@ -439,6 +446,13 @@ static const char *get_password(struct ctl *c, const struct args *g, bool requir
 		exit(EXIT_INPUT);
 	}
 	n = strlen(buf);
+	if (n == sizeof(buf) - 1 && buf[n - 1] != '\n' && !feof(stdin)) {
+		/* not silently cut: the account would get another password */
+		bu_wipe(buf, sizeof(buf));
+		fail("the password on standard input is longer than %zu bytes",
+		     sizeof(buf) - 2);
+		exit(EXIT_INPUT);
+	}
 	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
 		buf[--n] = '\0';
 	c->password = bu_strdup(buf);
@@ -1132,47 +1146,98 @@ static int cmd_app_password(struct ctl *c, int argc, char **argv)
 
 /* ---- set-up --------------------------------------------------------- */
 
-/* conninfo for messages: passwords masked */
+/* conninfo for messages: passwords masked, wherever libpq accepts one:
+ * "postgresql://user:PW@host/db?password=PW&..." or "key = 'value' ...",
+ * with or without spaces around '=' and with quoted values. */
+static void redact_url(struct bu_buf *b, const char *url)
+{
+	const char *rest = strstr(url, "://") + 3;
+	size_t auth_end = strcspn(rest, "/?");
+	const char *at = memrchr(rest, '@', auth_end);
+	const char *colon = at != NULL ? memchr(rest, ':', (size_t)(at - rest)) : NULL;
+	const char *q;
+
+	if (colon != NULL) {
+		bu_buf_append(b, url, (size_t)(colon + 1 - url));
+		bu_buf_append_str(b, "***");
+		rest = at;
+	} else {
+		bu_buf_append(b, url, (size_t)(rest - url));
+	}
+	q = strchr(rest, '?');
+	if (q == NULL) {
+		bu_buf_append_str(b, rest);
+		return;
+	}
+	bu_buf_append(b, rest, (size_t)(q + 1 - rest));
+	for (const char *p = q + 1; *p != '\0';) {
+		size_t n = strcspn(p, "&");
+
+		if (n >= 9 && strncmp(p, "password=", 9) == 0)
+			bu_buf_append_str(b, "password=***");
+		else
+			bu_buf_append(b, p, n);
+		p += n;
+		if (*p == '&') {
+			bu_buf_append_byte(b, '&');
+			p++;
+		}
+	}
+}
+
+static void redact_keyvalue(struct bu_buf *b, const char *p)
+{
+	while (*p != '\0') {
+		const char *key, *val;
+		size_t klen;
+
+		while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')
+			p++;
+		if (*p == '\0')
+			break;
+		key = p;
+		while (*p != '\0' && *p != '=' && *p != ' ' && *p != '\t')
+			p++;
+		klen = (size_t)(p - key);
+		while (*p == ' ' || *p == '\t')
+			p++;
+		if (*p == '=')
+			p++;
+		while (*p == ' ' || *p == '\t')
+			p++;
+		val = p;
+		if (*p == '\'') {
+			for (p++; *p != '\0' && *p != '\''; p++) {
+				if (*p == '\\' && p[1] != '\0')
+					p++;
+			}
+			if (*p == '\'')
+				p++;
+		} else {
+			while (*p != '\0' && *p != ' ' && *p != '\t')
+				p++;
+		}
+		if (b->len > 0)
+			bu_buf_append_byte(b, ' ');
+		bu_buf_append(b, key, klen);
+		bu_buf_append_byte(b, '=');
+		if (klen == 8 && strncmp(key, "password", 8) == 0)
+			bu_buf_append_str(b, "***");
+		else
+			bu_buf_append(b, val, (size_t)(p - val));
+	}
+}
+
 static char *redact(const char *conninfo)
 {
 	struct bu_buf b;
-	const char *p = conninfo, *scheme = strstr(conninfo, "://");
 
 	bu_buf_init(&b, 0);
-	if (scheme != NULL) {
-		const char *at = strchr(scheme + 3, '@');
-		const char *colon = strchr(scheme + 3, ':');
-
-		if (at != NULL && colon != NULL && colon < at) {
-			bu_buf_append(&b, conninfo, (size_t)(colon + 1 - conninfo));
-			bu_buf_append_str(&b, "***");
-			p = at;
-		}
-		bu_buf_append_str(&b, p);
-	} else {
-		while (*p != '\0') {
-			const char *pw = strstr(p, "password=");
-
-			if (pw == NULL) {
-				bu_buf_append_str(&b, p);
-				break;
-			}
-			bu_buf_append(&b, p, (size_t)(pw - p) + 9);
-			bu_buf_append_str(&b, "***");
-			p = pw + 9;
-			if (*p == '\'') {
-				for (p++; *p != '\0' && *p != '\''; p++) {
-					if (*p == '\\' && p[1] != '\0')
-						p++;
-				}
-				if (*p == '\'')
-					p++;
-			} else {
-				while (*p != '\0' && *p != ' ')
-					p++;
-			}
-		}
-	}
+	if (strncmp(conninfo, "postgresql://", 13) == 0 ||
+	    strncmp(conninfo, "postgres://", 11) == 0)
+		redact_url(&b, conninfo);
+	else
+		redact_keyvalue(&b, conninfo);
 	return bu_buf_steal(&b, NULL);
 }
 

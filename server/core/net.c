@@ -613,6 +613,8 @@ void bu_conn_submit(struct bu_conn *c, struct bu_task *t)
 {
 	conn_assert_thread(c);
 	bu_assert(!c->task_inflight);
+	/* not from ops->close: the conn is about to be freed */
+	bu_assert(!c->finished);
 	bu_assert(t->run != NULL && t->done != NULL);
 	t->conn = c;
 	t->next = NULL;
@@ -643,6 +645,8 @@ static void conn_read(struct bu_conn *c)
 
 		c->ssl_rd_want_w = false;
 		ERR_clear_error();
+		/* SSL_ERROR_SYSCALL looks at errno: not a stale one */
+		errno = 0;
 		r = SSL_read(c->ssl, th->rbuf, (int)room);
 		if (r <= 0) {
 			e = SSL_get_error(c->ssl, r);

@@ -37,6 +37,10 @@ struct worker_arg {
 	int idx;
 };
 
+/* set on worker threads: bu_worker_call from a task would wait for a
+ * worker while holding one, and deadlock once every worker does it */
+static __thread bool tl_is_worker;
+
 static void *worker_main(void *p)
 {
 	struct worker_arg *wa = p;
@@ -48,6 +52,7 @@ static void *worker_main(void *p)
 	snprintf(name, sizeof(name), "bu-worker-%d", wa->idx);
 	pthread_setname_np(pthread_self(), name);
 	free(wa);
+	tl_is_worker = true;
 
 	if (w->db_connect != NULL)
 		db = w->db_connect(w->db_arg);
@@ -174,8 +179,9 @@ int bu_worker_call(struct bu_server *srv, int (*fn)(void *arg, struct bu_db *db)
 	struct call_task ct;
 	bool ok;
 
-	/* an I/O thread blocking here would stall all its sessions */
-	bu_assert(!net_on_io_thread());
+	/* an I/O thread blocking here would stall all its sessions; a
+	 * worker would wait for itself */
+	bu_assert(!net_on_io_thread() && !tl_is_worker);
 
 	memset(&ct, 0, sizeof(ct));
 	ct.t.run = call_run;

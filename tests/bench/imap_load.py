@@ -41,6 +41,7 @@ with the server: compare servers measured with the same client on the same
 machine, not absolute numbers across machines.
 """
 import argparse
+import email.utils
 import glob
 import hashlib
 import json
@@ -370,6 +371,26 @@ def ph_login(a, res, st):
     ln.done(res)
 
 
+MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+DATE_HDR = re.compile(rb"^Date:[ \t]*([^\r\n]+)", re.M | re.I)
+
+
+def internal_date(path, idx):
+    """The message's Date: as an IMAP date-time (what a migration tool sets
+    as INTERNALDATE), so that ARRIVAL order is the same on every server."""
+    with open(path, "rb") as f:
+        head = f.read(16384)
+    m = DATE_HDR.search(head.split(b"\r\n\r\n", 1)[0])
+    try:
+        d = email.utils.parsedate_to_datetime(m.group(1).decode("ascii", "replace"))
+        off = int(d.utcoffset().total_seconds() // 60) if d.utcoffset() is not None else 0
+    except (AttributeError, TypeError, ValueError):
+        return None
+    sign = "+" if off >= 0 else "-"
+    return (f'"{d.day:02d}-{MONTHS[d.month - 1]}-{d.year:04d} {d.hour:02d}:{d.minute:02d}:{d.second:02d} '
+            f'{sign}{abs(off) // 60:02d}{abs(off) % 60:02d}"').encode()
+
+
 @guarded
 def ph_append(a, res, st):
     files = sorted(glob.glob(os.path.join(a.corpus, "*.eml")))[: a.n]
@@ -379,6 +400,7 @@ def ph_append(a, res, st):
     c.cmd(b"DELETE " + mbox(a), ok_only=False)
     c.cmd(b"CREATE " + mbox(a))
     uid2idx = {}
+    dates = [internal_date(p, i) for i, p in enumerate(files, 1)]
     ln = Line(a, "append", f"APPEND {len(files)} msgs (1 connection)")
     nbytes = 0
     t_end = time.monotonic() + a.append_budget
@@ -386,7 +408,8 @@ def ph_append(a, res, st):
     for idx, path in enumerate(files, 1):
         with open(path, "rb") as f:
             raw = f.read()
-        _, tagged = ln.time(lambda: c.cmd(b"APPEND " + mbox(a), literal=raw))
+        q = b"APPEND " + mbox(a) + (b" " + dates[idx - 1] if dates[idx - 1] else b"")
+        _, tagged = ln.time(lambda: c.cmd(q, literal=raw))
         nbytes += len(raw)
         m = re.search(rb"\[APPENDUID \d+ (\d+)\]", tagged)
         if m:
@@ -904,9 +927,12 @@ def cmd_compare(a):
 
 
 def idle_summary(d):
-    s = (f"{d.get('idling', 0)}/{d.get('target')} connections idling; server RSS "
+    s = (f"{d.get('idling', 0)}/{d.get('target')} connections idling; main process RSS "
          f"{d.get('server_rss_mib')} MiB (baseline {d.get('server_rss_base_mib')} MiB, "
          f"{d.get('server_kib_per_conn')} KiB per connection)")
+    if d.get("mem_idle", {}).get("server_tree_processes", 0) > 1:
+        s += (f"; all {d['mem_idle']['server_tree_processes']} server processes PSS "
+              f"{d.get('server_tree_pss_mib')} MiB ({d.get('server_tree_kib_per_conn')} KiB per connection)")
     if d.get("pg_pss_mib") is not None:
         s += f"; embedded PostgreSQL {d.get('pg_processes')} processes, PSS {d.get('pg_pss_mib')} MiB"
     if d.get("wake"):

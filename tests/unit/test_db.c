@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <libpq-fe.h>
@@ -644,6 +645,112 @@ static void test_hub_silent_server(void)
 	close(lfd);
 }
 
+/* bureauctl shows the conninfo it could not reach, with every password
+ * masked: in a URL's user info and query, and in key = value form with
+ * spaces and quotes. Runs the built bureauctl (skipped if not built). */
+static void test_bureauctl_redacts(void)
+{
+	static const char *const urls[] = {
+		"postgresql://bob:hunter2@127.0.0.1:1/db?sslmode=disable&password=hunter3",
+		"postgres://127.0.0.1:1/db?password=hunter4",
+		"host=127.0.0.1 port=1 dbname=db password = 'hun\\'ter5 x' user=bob",
+		"host=127.0.0.1 password=hunter6 port=1",
+	};
+	char exe[4096], conf[64], out[4096];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	char *slash, *dir;
+
+	if (n <= 0)
+		return;
+	exe[n] = '\0';
+	slash = strrchr(exe, '/');
+	if (slash == NULL)
+		return;
+	*slash = '\0';
+	dir = bu_asprintf("%s/../../server/bureauctl", exe);
+	if (access(dir, X_OK) < 0) {
+		fprintf(stderr, "note: %s not built, skipping the bureauctl check\n", dir);
+		free(dir);
+		return;
+	}
+	snprintf(conf, sizeof(conf), "/tmp/bureau-test-db-%ld.conf", (long)getpid());
+	for (size_t i = 0; i < sizeof(urls) / sizeof(urls[0]); i++) {
+		FILE *f = fopen(conf, "w");
+		FILE *p;
+		char *cmd;
+		size_t got;
+		int status;
+
+		CHECK(f != NULL);
+		if (f == NULL)
+			break;
+		fprintf(f, "state_dir = /tmp\ndatabase.url = \"");
+		for (const char *s = urls[i]; *s != '\0'; s++) {
+			if (*s == '"' || *s == '\\')
+				fputc('\\', f);
+			fputc(*s, f);
+		}
+		fprintf(f, "\"\n");
+		fclose(f);
+		cmd = bu_asprintf("'%s' -c '%s' domain list 2>&1", dir, conf);
+		p = popen(cmd, "r");
+		free(cmd);
+		CHECK(p != NULL);
+		if (p == NULL)
+			break;
+		got = fread(out, 1, sizeof(out) - 1, p);
+		out[got] = '\0';
+		status = pclose(p);
+		CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 3);
+		CHECK(strstr(out, "cannot reach the database") != NULL);
+		CHECK(strstr(out, "hunter") == NULL && strstr(out, "ter5") == NULL &&
+		      strstr(out, "hun\\") == NULL);
+		CHECK(strstr(out, "***") != NULL);
+		if (strstr(out, "hunter") != NULL || strstr(out, "ter5") != NULL ||
+		    strstr(out, "***") == NULL)
+			fprintf(stderr, "bureauctl said: %s", out);
+	}
+
+	/* a password on stdin longer than bureauctl reads is refused, not cut
+	 * (the account would get a password its owner never typed) */
+	{
+		FILE *f = fopen(conf, "w");
+		char *cmd, *pw = malloc(3001);
+		int status = -1;
+
+		CHECK(f != NULL && pw != NULL);
+		if (f != NULL && pw != NULL) {
+			fprintf(f, "state_dir = /tmp\ndatabase.url = \"");
+			for (const char *s = test_conninfo; *s != '\0'; s++) {
+				if (*s == '"' || *s == '\\')
+					fputc('\\', f);
+				fputc(*s, f);
+			}
+			fprintf(f, "\"\n");
+			fclose(f);
+			f = NULL;
+			memset(pw, 'a', 3000);
+			pw[3000] = '\0';
+			cmd = bu_asprintf("printf '%%s\\n' '%s' | '%s' -c '%s' user add "
+					  "long@x.test --password-stdin 2>&1", pw, dir, conf);
+			FILE *p = popen(cmd, "r");
+			size_t got = p != NULL ? fread(out, 1, sizeof(out) - 1, p) : 0;
+
+			out[got] = '\0';
+			if (p != NULL)
+				status = pclose(p);
+			free(cmd);
+			CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 1);
+			CHECK(strstr(out, "longer than") != NULL);
+		}
+		if (f != NULL)
+			fclose(f);
+		free(pw);
+	}
+	unlink(conf);
+	free(dir);
+}
+
 /* ---- the hub feeding a running server ------------------------------------- */
 
 /* a line protocol: "watch N" makes the conn watch account N; every
@@ -854,6 +961,7 @@ int main(void)
 	test_conn_options();
 	test_hub_silent_server();
 	test_hub_server();
+	test_bureauctl_redacts();
 
 	{
 		char *sql = bu_asprintf("DROP DATABASE %s WITH (FORCE)", dbname);

@@ -9,7 +9,10 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <ftw.h>
+#include <signal.h>
+#include <spawn.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
@@ -20,6 +23,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <openssl/err.h>
@@ -1578,7 +1582,82 @@ static int rm_rf(const char *dir)
 	return nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 }
 
-int main(void)
+/* ---- bu_worker_call from a worker -------------------------------------- */
+
+static struct bu_server *nested_srv;
+
+static int nested_inner(void *arg, struct bu_db *db)
+{
+	(void)arg;
+	(void)db;
+	return 1;
+}
+
+static int nested_outer(void *arg, struct bu_db *db)
+{
+	(void)db;
+	/* waits for a worker while holding the only one */
+	return bu_worker_call(nested_srv, nested_inner, arg);
+}
+
+/* the child process of test_nested_worker_call: must abort */
+static int nested_child(void)
+{
+	struct bu_config c;
+	struct bu_server_params p;
+	const char *err = NULL;
+
+	bu_log_open(NULL, BU_LOG_FATAL);
+	bu_config_defaults(&c);
+	for (int i = 0; i < BU_SVC_COUNT; i++)
+		c.svc[i].port = 0;
+	c.io_threads = 1;
+	c.db_pool_size = 1;
+	memset(&p, 0, sizeof(p));
+	p.cfg = &c;
+	nested_srv = bu_server_create(&p, &err);
+	if (nested_srv == NULL || bu_server_start(nested_srv, NULL, NULL, &err) < 0)
+		return 2;
+	(void)bu_worker_call(nested_srv, nested_outer, NULL);
+	return 0;       /* not reached when the assertion works */
+}
+
+/* A task that calls bu_worker_call would deadlock the pool (one worker
+ * here; all of them under load): it is a bug, so it must abort loudly. */
+static void test_nested_worker_call(const char *self)
+{
+	char *const argv[] = { (char *)self, "--nested-worker-call", NULL };
+	int devnull = open("/dev/null", O_WRONLY);
+	posix_spawn_file_actions_t fa;
+	pid_t pid;
+	int status = 0;
+	int64_t t0 = now_ms();
+	bool exited = false;
+
+	posix_spawn_file_actions_init(&fa);
+	if (devnull >= 0)
+		posix_spawn_file_actions_adddup2(&fa, devnull, 2);
+	CHECK(posix_spawn(&pid, self, &fa, NULL, argv, environ) == 0);
+	posix_spawn_file_actions_destroy(&fa);
+	if (devnull >= 0)
+		close(devnull);
+	while (now_ms() - t0 < 5000) {
+		pid_t r = waitpid(pid, &status, WNOHANG);
+
+		if (r == pid) {
+			exited = true;
+			break;
+		}
+		usleep(20 * 1000);
+	}
+	if (!exited) {
+		kill(pid, SIGKILL);
+		waitpid(pid, &status, 0);
+	}
+	CHECK(exited && WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT);
+}
+
+int main(int argc, char **argv)
 {
 	struct bu_server_params p;
 	const char *err = NULL;
@@ -1586,6 +1665,8 @@ int main(void)
 	char *dir;
 	int64_t t0;
 
+	if (argc > 1 && strcmp(argv[1], "--nested-worker-call") == 0)
+		return nested_child();
 	bu_log_open(NULL, getenv("BUREAU_TEST_VERBOSE") ? BU_LOG_DEBUG : BU_LOG_WARNING);
 	dir = mkdtemp(tmpl);
 	if (dir == NULL) {
@@ -1650,6 +1731,8 @@ int main(void)
 	RUN(test_metrics);
 	RUN(test_per_ip_limit);
 	RUN(test_errors);
+	fprintf(stderr, "-- test_nested_worker_call\n");
+	test_nested_worker_call("/proc/self/exe");
 
 	/* idle clients at shutdown are closed after the grace period */
 	{
