@@ -233,11 +233,9 @@ enum auth_result auth_authenticate(struct bu_db *db, struct bu_arena *a,
 	if (ret > 0)
 		return finish(req, AUTH_THROTTLED);
 
-	if (p != NULL && (p->kind == PRINCIPAL_GROUP || p->kind == PRINCIPAL_SHARED)) {
-		/* no login, but the same cost and the same count as a
-		 * wrong password */
-		(void)password_verify(password, dummy_hash);
-	} else if (p != NULL) {
+	/* groups and shared mailboxes do not log in: for them, as for unknown
+	 * logins, the same cost and the same count as a wrong password */
+	if (p != NULL && p->kind != PRINCIPAL_GROUP && p->kind != PRINCIPAL_SHARED) {
 		res = load_hashes(db, p->id);
 		if (res == NULL)
 			return finish(req, AUTH_TEMPFAIL);

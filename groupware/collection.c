@@ -512,7 +512,6 @@ int collection_rename(struct bu_db *db, int64_t account_id, int64_t id,
 	norm = name_normalize(kind, new_name, &err);
 	if (norm == NULL) {
 		set_err(error_r, errf("%s", err));
-		ret = 0;
 		goto refuse;
 	}
 	if (kind == COLL_MAIL && strcmp(old_name, "INBOX") == 0) {

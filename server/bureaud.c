@@ -580,29 +580,29 @@ int main(int argc, char **argv)
 	bu_config_defaults(&b.cfg);
 	if (o.write_config != NULL) {
 		if (apply_overrides(&b.cfg, &o) < 0)
-			return 1;
+			goto early_exit_fail;
 		if (bu_config_write_sample(o.write_config, &b.cfg) < 0) {
 			fprintf(stderr, "bureaud: %s: %s\n", o.write_config, strerror(errno));
-			return 1;
+			goto early_exit_fail;
 		}
-		return 0;
+		goto early_exit_ok;
 	}
 	if (bu_config_load(&b.cfg, o.config_path, &err) < 0) {
 		fprintf(stderr, "bureaud: %s\n", err);
 		if (!o.config_given && access(o.config_path, F_OK) < 0)
 			fprintf(stderr, "bureaud: write one with: bureaud --write-config %s\n",
 				o.config_path);
-		return 1;
+		goto early_exit_fail;
 	}
 	if (apply_overrides(&b.cfg, &o) < 0)
-		return 1;
+		goto early_exit_fail;
 	if (check_config(&b.cfg, &err) < 0) {
 		fprintf(stderr, "bureaud: %s: %s\n", o.config_path, err);
-		return 1;
+		goto early_exit_fail;
 	}
 	if (o.check_config) {
 		printf("%s: OK\n", o.config_path);
-		return 0;
+		goto early_exit_ok;
 	}
 
 	if (bu_log_parse_level(b.cfg.log_level, &level) < 0)
@@ -763,4 +763,11 @@ int main(int argc, char **argv)
 	free(b.pidfile);
 	bu_config_free(&b.cfg);
 	return 0;
+
+early_exit_ok:
+	bu_config_free(&b.cfg);
+	return 0;
+early_exit_fail:
+	bu_config_free(&b.cfg);
+	return 1;
 }

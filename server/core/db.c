@@ -298,7 +298,12 @@ PGresult *bu_db_query_bin(struct bu_db *db, const char *sql, int nparams,
 
 	if (msg == NULL)
 		msg = PQerrorMessage(db->conn);
-	if (PQstatus(db->conn) != CONNECTION_OK)
+	/* An error libpq made itself (no SQLSTATE) is a connection failure:
+	 * after an immediate shutdown of the server, the first statement on a
+	 * pooled connection fails with "server closed the connection
+	 * unexpectedly" while PQstatus may still say CONNECTION_OK. */
+	if (PQstatus(db->conn) != CONNECTION_OK ||
+	    (st == PGRES_FATAL_ERROR && (sqlstate == NULL || sqlstate[0] == '\0')))
 		err = BU_DB_ERR_CONN;
 	else if (st != PGRES_FATAL_ERROR && st != PGRES_NONFATAL_ERROR && sqlstate == NULL)
 		msg = "unexpected result status (COPY is not supported here)";

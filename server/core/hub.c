@@ -232,6 +232,11 @@ static PGconn *hub_connect(struct bu_hub *hub)
 			PQfinish(conn);
 			return NULL;
 		}
+		if (pfd[0].fd < 0) {
+			/* no socket to wait on: let libpq say what now */
+			st = PQconnectPoll(conn);
+			continue;
+		}
 		r = poll(pfd, 2, (int)(left < HUB_POLL_MS ? left : HUB_POLL_MS));
 		if (atomic_load(&hub->stopping)) {
 			PQfinish(conn);

@@ -227,7 +227,8 @@ static void timer_set(struct io_thread *th, struct net_timer *t, int64_t at)
 	}
 	if (th->nheap == th->capheap) {
 		th->capheap = th->capheap ? th->capheap * 2 : 64;
-		th->heap = bu_realloc(th->heap, bu_size_mul(th->capheap, sizeof(*th->heap)));
+		th->heap = bu_realloc(th->heap, bu_size_mul(th->capheap,
+							    sizeof(struct net_timer *)));
 	}
 	t->at = at;
 	th->heap[th->nheap] = t;
@@ -1381,7 +1382,7 @@ static void conn_accepted(struct io_thread *th, struct net_listener *l, int fd,
 static void listener_accept(struct io_thread *th, struct net_listener *l)
 {
 	for (int i = 0; i < 64 && th->accepting; i++) {
-		struct sockaddr_storage ss;
+		struct sockaddr_storage ss = { .ss_family = AF_UNSPEC };
 		socklen_t sl = sizeof(ss);
 		int fd = accept4(l->fd, (struct sockaddr *)&ss, &sl,
 				 SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -1484,7 +1485,7 @@ static void thread_notify(struct io_thread *th, int64_t account, int64_t coll)
 				continue;
 			if (n == cap) {
 				cap = cap ? cap * 2 : 16;
-				list = bu_realloc(list, bu_size_mul(cap, sizeof(*list)));
+				list = bu_realloc(list, bu_size_mul(cap, sizeof(struct bu_conn *)));
 			}
 			list[n++] = c;
 		}
@@ -1891,7 +1892,7 @@ int bu_server_start(struct bu_server *s, struct bu_db *(*db_connect)(void *arg),
 	if (workers_start(s, db_connect, db_arg, error_r) < 0)
 		return -1;
 
-	s->threads = bu_calloc((size_t)n, sizeof(*s->threads));
+	s->threads = bu_calloc((size_t)n, sizeof(struct io_thread *));
 	s->nthreads = n;
 	for (int i = 0; i < n; i++) {
 		const char *err = NULL;

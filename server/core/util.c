@@ -45,12 +45,12 @@ void bu_panic(const char *fmt, ...)
 	} else {
 		/* A panic inside the logger: write what we can, raw. */
 		static const char pfx[] = "level=fatal event=panic msg=";
-		ssize_t r;
 
-		r = write(STDERR_FILENO, pfx, sizeof(pfx) - 1);
-		r = write(STDERR_FILENO, msg, strlen(msg));
-		r = write(STDERR_FILENO, "\n", 1);
-		(void)r;
+		/* a failed write has nowhere to be reported: stop there */
+		if (write(STDERR_FILENO, pfx, sizeof(pfx) - 1) < 0 ||
+		    write(STDERR_FILENO, msg, strlen(msg)) < 0 ||
+		    write(STDERR_FILENO, "\n", 1) < 0)
+			abort();
 	}
 	abort();
 }
