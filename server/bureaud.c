@@ -513,7 +513,10 @@ static void reload(struct bureaud *b)
 	if (bu_log_reopen() < 0)
 		bu_log_errno("event=reload.log_failed");
 	if (bu_server_tls_load(b->srv, &err) < 0) {
-		bu_error("event=reload.tls_failed err=%s", bu_log_q(err));
+		/* err may be cut in the log: the keys say the essentials */
+		bu_error("event=reload.tls_failed result=\"previous certificate kept\" "
+			 "hint=\"fix tls.cert/tls.key and send SIGHUP again\" err=%s",
+			 bu_log_q(err));
 	} else if (b->http != NULL && b->cfg.svc[BU_SVC_HTTPS].port != 0) {
 		char *cert, *key;
 

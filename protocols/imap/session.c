@@ -179,8 +179,7 @@ static void task_done(struct bu_task *t, struct bu_conn *c)
 		else
 			bu_buf_reset(&out->out);
 		if (x->mailbox_gone && !bu_conn_closing(c)) {
-			bu_conn_puts(c,
-				     "* BYE Selected mailbox was deleted, have to disconnect\r\n");
+			/* imap_mailbox_sync already wrote the BYE */
 			bu_conn_close(c, "mailbox deleted");
 			return;
 		}

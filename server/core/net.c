@@ -1272,7 +1272,7 @@ static void conn_accepted(struct io_thread *th, struct net_listener *l, int fd,
 	struct bu_conn *c;
 	struct ip_slot *slot;
 	struct epoll_event ev;
-	struct sockaddr_storage local;
+	struct sockaddr_storage local = { .ss_family = AF_UNSPEC };
 	socklen_t llen = sizeof(local);
 	uint8_t key[16];
 	char peer[64], series[96];

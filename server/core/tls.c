@@ -352,7 +352,7 @@ static const char *pem_problem(bool key, const char *cert_path)
 	return buf;
 }
 
-static SSL_CTX *ctx_create(const char *cert_path, const char *key_path,
+static SSL_CTX *ctx_create(const char *cert_path, const char *key_path, bool reload,
 			   const char **error_r)
 {
 	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
@@ -391,9 +391,9 @@ static SSL_CTX *ctx_create(const char *cert_path, const char *key_path,
 		return NULL;
 	}
 	if (SSL_CTX_use_certificate_chain_file(ctx, cert_path) != 1) {
-		*error_r = net_err("tls: cannot load certificate %s: %s; set "
-				   "tls.cert and tls.key, or enable tls.selfsigned",
-				   cert_path, pem_problem(false, cert_path));
+		*error_r = net_err("tls: cannot load certificate %s: %s%s",
+				   cert_path, pem_problem(false, cert_path), reload ? "" :
+				   "; set tls.cert and tls.key, or enable tls.selfsigned");
 		SSL_CTX_free(ctx);
 		return NULL;
 	}
@@ -447,7 +447,7 @@ int bu_server_tls_load(struct bu_server *s, const char **error_r)
 		goto out;
 	}
 
-	ctx = ctx_create(cert_path, key_path, error_r);
+	ctx = ctx_create(cert_path, key_path, reload, error_r);
 	if (ctx == NULL)
 		goto out;
 	pthread_mutex_lock(&s->tls_mu);
@@ -464,8 +464,8 @@ out:
 		char why[512];
 
 		snprintf(why, sizeof(why), "%s", *error_r);
-		*error_r = net_err("%s (the certificate loaded before stays in use: "
-				   "fix this and send SIGHUP again)", why);
+		*error_r = net_err("%s; the certificate loaded before stays in use: "
+				   "fix this and send SIGHUP again", why);
 	}
 	free(cert_path);
 	free(key_path);

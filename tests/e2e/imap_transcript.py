@@ -31,6 +31,7 @@ lines are ignored):
                               more lines)
     A: silent [SECONDS]       nothing may arrive for SECONDS (0.5)
     A: drain [SECONDS]        read and forget lines until SECONDS of quiet
+                              or the end of the connection
     A: sleep SECONDS          pause the script
     A: expect-closed-or-eof   the connection is gone or closes (reset ok)
 
@@ -653,6 +654,8 @@ class Runner:
             del self.conns[name]
         elif v in ("eof", "expect-closed-or-eof"):
             c = self.conn(name)
+            if c.eof and not c.buf:
+                return
             try:
                 r = c.response()
             except EOFError:
@@ -675,7 +678,10 @@ class Runner:
         elif v == "drain":
             c = self.conn(name)
             secs = float(args[0]) if args else 0.5
-            while c.response(secs) is not None:
+            try:
+                while c.response(secs) is not None:
+                    pass
+            except EOFError:
                 pass
         elif v == "sleep":
             time.sleep(float(args[0]))
