@@ -387,8 +387,8 @@ static int build_catenate(struct imap_cmd *cmd, struct bu_db *db, struct append_
 					bu_buf_deinit(&b);
 					bu_buf_init(&code, 0);
 					imap_write_string(&code, p->data, p->len);
-					imap_reply_no(cmd, "[BADURL %s] CATENATE URL cannot be resolved",
-						      bu_buf_cstr(&code));
+					imap_reply_no(cmd, "[BADURL %s] CATENATE URL cannot be "
+						      "resolved", bu_buf_cstr(&code));
 					bu_buf_deinit(&code);
 					return 0;
 				}

@@ -164,7 +164,11 @@ static void login_run(struct imap_cmd *cmd, struct bu_db *db)
 	enum auth_result r = auth_authenticate(db, cmd->a, &req, &p);
 
 	bu_wipe(l->pass, l->pass_len);
-	if (r == AUTH_OK && p != NULL && p->kind != PRINCIPAL_USER) {
+	if (r == AUTH_OK && p == NULL) {
+		bu_error("event=imap_bug reason=auth_ok_without_principal");
+		r = AUTH_TEMPFAIL;
+	}
+	if (r == AUTH_OK && p->kind != PRINCIPAL_USER) {
 		bu_info("event=imap_login_refused user=%s reason=kind_%s", bu_log_q(p->address),
 			principal_kind_name(p->kind));
 		r = AUTH_FAILED;

@@ -226,7 +226,8 @@ static void write_part(struct bu_buf *out, const struct mime_part *p, bool ext, 
 
 static void write_empty_text(struct bu_buf *out)
 {
-	bu_buf_append_str(out, "(\"TEXT\" \"PLAIN\" (\"charset\" \"us-ascii\") NIL NIL \"7BIT\" 0 0)");
+	bu_buf_append_str(out, "(\"TEXT\" \"PLAIN\" (\"charset\" \"us-ascii\") NIL NIL "
+			  "\"7BIT\" 0 0)");
 }
 
 static void write_multipart(struct bu_buf *out, const struct mime_part *p, bool ext, int depth)
@@ -569,7 +570,8 @@ static bool binary_ok(const struct fetch_req *r, const struct mime_part *root)
 		if (*b->sect.path == '\0')
 			continue;
 		p = binary_part(root, b->sect.path);
-		if (p != NULL && p->n_children == 0 && p->message == NULL && !cte_known(p->encoding))
+		if (p != NULL && p->n_children == 0 && p->message == NULL &&
+		    !cte_known(p->encoding))
 			return false;
 	}
 	return true;
@@ -819,7 +821,8 @@ static void fetch_run(struct imap_cmd *cmd, struct bu_db *db)
 		st->win_pos = st->n_win;
 	} else {
 		/* bodies: the next batch of the window, bounded in bytes */
-		uint32_t *batch = bu_arena_alloc(st->wa, (st->n_win - start + 1) * sizeof(uint32_t));
+		uint32_t *batch = bu_arena_alloc(st->wa,
+						 (st->n_win - start + 1) * sizeof(uint32_t));
 		size_t nb = 0, n_res = 0, j = 0;
 		int64_t bytes = 0;
 		struct ms_fetch *res;
@@ -836,8 +839,8 @@ static void fetch_run(struct imap_cmd *cmd, struct bu_db *db)
 		}
 		bu_arena_reset(st->ba);
 		if (nb > 0) {
-			ret = ms_fetch(db, st->ba, s->user_id, mb->owner_id, mb->collection_id, batch,
-				       nb, MSF_RAW, &res, &n_res);
+			ret = ms_fetch(db, st->ba, s->user_id, mb->owner_id, mb->collection_id,
+				       batch, nb, MSF_RAW, &res, &n_res);
 			if (ret < 0) {
 				imap_reply_ms_err(cmd, ret, NULL);
 				return;

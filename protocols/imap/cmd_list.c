@@ -163,7 +163,8 @@ static int collect(struct imap_cmd *cmd, struct bu_db *db, struct entries *e)
 			le->coll = 0;
 		}
 	}
-	qsort(e->v, e->n, sizeof(*e->v), entry_cmp);
+	if (e->n > 1)
+		qsort(e->v, e->n, sizeof(*e->v), entry_cmp);
 	/* unique by name; a folder wins over a superior of the same name */
 	o = 0;
 	for (i = 0; i < e->n; i++) {
@@ -209,41 +210,72 @@ static int collect(struct imap_cmd *cmd, struct bu_db *db, struct entries *e)
 
 /* ---- matching ----------------------------------------------------------- */
 
-static bool match_at(const char *p, const char *n, size_t ci_left)
+static bool char_eq(unsigned char pc, unsigned char nc, bool ci)
 {
-	for (;;) {
-		if (*p == '\0')
-			return *n == '\0';
-		if (*p == '*' || *p == '%') {
-			bool star = *p == '*';
-			const char *t;
+	if (ci && pc >= 'a' && pc <= 'z')
+		pc = (unsigned char)(pc - 'a' + 'A');
+	return pc == nc;
+}
 
-			p++;
-			for (t = n;; t++) {
-				size_t used = (size_t)(t - n);
+/* Does name n match pattern p? The first ci bytes of n compare
+ * case-insensitively. One pass over the pattern keeps the set of name
+ * positions reachable so far, so the cost is O(|p| * |n|) whatever the
+ * pattern: "*a*a*a...b" cannot make it backtrack. */
+static bool match_name(const char *p, const char *n, size_t ci)
+{
+	size_t nlen = strlen(n), lits = 0, j;
+	bool stack[2 * 256], *heap = NULL, *cur, *nxt, *t, ok = false;
+	const char *q;
 
-				if (match_at(p, t, ci_left > used ? ci_left - used : 0))
-					return true;
-				if (*t == '\0' || (!star && *t == IMAP_SEP))
-					return false;
-			}
-		}
-		if (*n == '\0')
-			return false;
-		if (ci_left > 0) {
-			unsigned char pc = (unsigned char)*p, nc = (unsigned char)*n;
-
-			if (pc >= 'a' && pc <= 'z')
-				pc = (unsigned char)(pc - 'a' + 'A');
-			if (pc != nc)
-				return false;
-			ci_left--;
-		} else if (*p != *n) {
-			return false;
-		}
-		p++;
-		n++;
+	for (q = p; *q != '\0'; q++) {
+		if (*q != '*' && *q != '%')
+			lits++;
 	}
+	if (lits > nlen)
+		return false; /* every other pattern byte takes a name byte */
+	if (nlen + 1 <= 256) {
+		cur = stack;
+	} else {
+		heap = bu_calloc(2 * (nlen + 1), sizeof(*heap));
+		cur = heap;
+	}
+	nxt = cur + nlen + 1;
+	memset(cur, 0, (nlen + 1) * sizeof(*cur));
+	cur[0] = true;
+	while (*p != '\0') {
+		bool any = false;
+
+		if (*p == '*' || *p == '%') {
+			/* a run of wildcards is one; '*' if it has one */
+			bool star = false, active = false;
+
+			for (; *p == '*' || *p == '%'; p++)
+				star = star || *p == '*';
+			for (j = 0; j <= nlen; j++) {
+				active = cur[j] ||
+					 (active && j > 0 && (star || n[j - 1] != IMAP_SEP));
+				nxt[j] = active;
+				any = any || active;
+			}
+		} else {
+			nxt[0] = false;
+			for (j = 0; j < nlen; j++) {
+				nxt[j + 1] = cur[j] && char_eq((unsigned char)*p,
+							       (unsigned char)n[j], j < ci);
+				any = any || nxt[j + 1];
+			}
+			p++;
+		}
+		t = cur;
+		cur = nxt;
+		nxt = t;
+		if (!any)
+			goto out;
+	}
+	ok = cur[nlen];
+out:
+	free(heap);
+	return ok;
 }
 
 static bool pattern_match(const char *pattern, const char *name)
@@ -253,7 +285,7 @@ static bool pattern_match(const char *pattern, const char *name)
 	/* "INBOX" (and the INBOX part of "INBOX/x") is case-insensitive */
 	if (strncmp(name, "INBOX", 5) == 0 && (name[5] == '\0' || name[5] == IMAP_SEP))
 		ci = 5;
-	return match_at(pattern, name, ci);
+	return match_name(pattern, name, ci);
 }
 
 /* ---- the command ---------------------------------------------------------- */

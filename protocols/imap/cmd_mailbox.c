@@ -448,6 +448,10 @@ static void subscribe_run(struct imap_cmd *cmd, struct bu_db *db)
 			imap_reply_ms_err(cmd, MS_ERR, NULL);
 			return;
 		}
+		/* wake NOTIFY SubscriptionChange listeners (RFC 5465 5.5):
+		 * the subscription flag takes no modseq of its own */
+		if (ret > 0 && changelog_notify(db, owner, coll) < 0)
+			bu_warn("event=imap_subscribe_notify_failed");
 	}
 	imap_reply_ok(cmd, "%s completed", on ? "Subscribe" : "Unsubscribe");
 }

@@ -432,8 +432,11 @@ static const char *parse_set(struct imap_cmd *cmd, struct imap_notify_state *n, 
 	const char *err = "Invalid NOTIFY SET";
 
 	*badevent = false;
-	if (i < cmd->n_args && cmd->args[i].type == IMAP_ARG_LIST && cmd->args[i].n_list == 1 &&
-	    imap_arg_atom_eq(&cmd->args[i].list[0], "STATUS")) {
+	/* RFC 5465 8: status-indicator = SP "STATUS"; "(STATUS)" is
+	 * accepted too */
+	if (i < cmd->n_args && (imap_arg_atom_eq(&cmd->args[i], "STATUS") ||
+				(cmd->args[i].type == IMAP_ARG_LIST && cmd->args[i].n_list == 1 &&
+				 imap_arg_atom_eq(&cmd->args[i].list[0], "STATUS")))) {
 		n->status = true;
 		i++;
 	}

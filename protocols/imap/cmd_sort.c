@@ -131,7 +131,8 @@ static void sort_run(struct imap_cmd *cmd, struct bu_db *db)
 			bu_buf_printf(out, " (MODSEQ %lld)", (long long)modseq);
 		bu_buf_append_str(out, "\r\n");
 	} else if (r->sr.ret != SR_SAVE) {
-		imap_search_write_esearch(cmd, r->sr.ret & ~(unsigned)SR_SAVE, nums, n, true, modseq);
+		imap_search_write_esearch(cmd, r->sr.ret & ~(unsigned)SR_SAVE, nums, n, true,
+					  modseq);
 	}
 	imap_reply_ok(cmd, "Sort completed");
 }

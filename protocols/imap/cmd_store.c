@@ -229,7 +229,8 @@ static void store_run(struct imap_cmd *cmd, struct bu_db *db)
 
 		/* STORE: message sequence numbers; UID STORE: UIDs */
 		for (i = 0; i < res.n_modified; i++) {
-			uint32_t v = cmd->uid ? res.modified[i] : imap_mailbox_seq(mb, res.modified[i]);
+			uint32_t v = cmd->uid ? res.modified[i] :
+					 imap_mailbox_seq(mb, res.modified[i]);
 
 			if (v != 0)
 				set[n++] = v;
@@ -267,9 +268,11 @@ void imap_cmd_store(struct imap_cmd *cmd)
 		for (i = 0; i < m->n_list; i++) {
 			uint64_t v;
 
-			if (imap_arg_atom_eq(&m->list[i], "UNCHANGEDSINCE") && i + 1 < m->n_list &&
-			    m->list[i + 1].type == IMAP_ARG_ATOM &&
-			    bu_parse_u64(m->list[i + 1].str, m->list[i + 1].len, INT64_MAX, &v) == 0) {
+			const struct imap_arg *nx = i + 1 < m->n_list ? &m->list[i + 1] : NULL;
+
+			if (imap_arg_atom_eq(&m->list[i], "UNCHANGEDSINCE") && nx != NULL &&
+			    nx->type == IMAP_ARG_ATOM &&
+			    bu_parse_u64(nx->str, nx->len, INT64_MAX, &v) == 0) {
 				r->unchangedsince = (int64_t)v;
 				i++;
 				continue;

@@ -442,9 +442,11 @@ static int parse_modifiers(const struct imap_arg *m, struct fetch_req *r, const 
 		uint64_t v;
 
 		if (imap_arg_atom_eq(x, "CHANGEDSINCE")) {
-			if (i + 1 >= m->n_list || m->list[i + 1].type != IMAP_ARG_ATOM ||
-			    bu_parse_u64(m->list[i + 1].str, m->list[i + 1].len, INT64_MAX, &v) < 0 ||
-			    v == 0) {
+			const struct imap_arg *nx = i + 1 < m->n_list ? &m->list[i + 1] : NULL;
+
+			/* mod-sequence-valzer (RFC 7162 7): 0 is allowed */
+			if (nx == NULL || nx->type != IMAP_ARG_ATOM ||
+			    bu_parse_u64(nx->str, nx->len, INT64_MAX, &v) < 0) {
 				*err_r = "Invalid CHANGEDSINCE mod-sequence";
 				return -1;
 			}

@@ -24,7 +24,7 @@ struct ms_msg;
 /* Literal size before login: enough for any LOGIN, too little to be a
  * memory lever for unauthenticated clients. */
 #define IMAP_PREAUTH_MAX_LITERAL (64 * 1024)
-/* Disconnect after this many BAD replies (STYLE.md 34). */
+/* Disconnect after this many BAD replies in a row (STYLE.md 34). */
 #define IMAP_MAX_BAD_COMMANDS 20
 /* RFC 2177: the server may drop an IDLE client after 30 minutes; we wait
  * one more so clients that re-IDLE every 29 minutes never notice. */
@@ -56,6 +56,7 @@ struct imap_sess {
 	bool task_busy;	  /* a task is in flight */
 	bool in_input;	  /* inside the input loop */
 	bool wait_drain;  /* streaming command waits for output room */
+	bool wait_out;	  /* parsing stopped: too much unread output */
 	bool close_after; /* BYE was queued: close when done */
 	bool synced;	  /* imap_mailbox_sync ran for this command */
 	bool watch_dirty; /* re-evaluate bu_conn_watch on I/O thread */

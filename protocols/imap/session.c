@@ -18,7 +18,9 @@
  *
  * Limits: literal size (64 KiB before login, limits.max_literal after),
  * line length, pre-auth and idle timeouts (IDLE: 31 minutes), and
- * IMAP_MAX_BAD_COMMANDS BAD replies before "* BYE".
+ * IMAP_MAX_BAD_COMMANDS BAD replies in a row before "* BYE". A client that
+ * pipelines commands without reading the answers gets no further command
+ * parsed while more than IMAP_OUT_HIGH_WATER of output waits for it.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -238,6 +240,10 @@ static void account(struct imap_sess *x, const char *cmdname, const char *tag, c
 	bu_debug("event=imap_command tag=%s cmd=%s ms=%lld.%03lld result=%s",
 		 bu_log_q(tag != NULL ? tag : "*"), cmdname, (long long)(us / 1000),
 		 (long long)(us % 1000), result_name(result));
+	/* consecutive BAD replies count (as Dovecot's bad_counter): a long
+	 * session with an occasional unknown command is not a flood */
+	if (result == 'O' || result == 'N')
+		x->pub.bad_commands = 0;
 	if (result == 'B' && ++x->pub.bad_commands >= IMAP_MAX_BAD_COMMANDS &&
 	    !bu_conn_closing(x->pub.conn)) {
 		bu_conn_puts(x->pub.conn, "* BYE Too many invalid commands\r\n");
@@ -378,6 +384,30 @@ static void protocol_error(struct imap_sess *x, const char *tag, bool toobig, co
 	}
 }
 
+static void auth_input(struct imap_sess *x);
+
+/* A command that reads a line of its own (IDLE's DONE, AUTHENTICATE's
+ * response) may find it already buffered, sent without waiting for our
+ * "+": no input() call will come for bytes that are already here. */
+static void feed_waiting_line(struct imap_sess *x)
+{
+	struct imap_session *s = &x->pub;
+	struct bu_buf *in = bu_conn_in(s->conn);
+
+	while (s->cur != NULL && !x->task_busy && !bu_conn_closing(s->conn) && in->len > 0) {
+		size_t before = in->len;
+
+		if (s->idling)
+			imap_idle_input(x);
+		else if (x->auth_cont)
+			auth_input(x);
+		else
+			break;
+		if (in->len == before)
+			break;
+	}
+}
+
 static void parse_loop(struct imap_sess *x)
 {
 	struct imap_session *s = &x->pub;
@@ -392,6 +422,14 @@ static void parse_loop(struct imap_sess *x)
 
 		if (in->len == 0)
 			break;
+		if (bu_conn_out_pending(c) >= IMAP_OUT_HIGH_WATER) {
+			/* a client that pipelines without reading its answers:
+			 * take no more commands until it reads (imap_drained);
+			 * its input buffer is bounded, so it stalls, not us */
+			x->wait_out = true;
+			bu_conn_pause_input(c, true);
+			break;
+		}
 		memset(&pc, 0, sizeof(pc));
 		r = imap_parser_feed(s->parser, x->cmd_arena, in, &pc, &tag, &err);
 		if (r == IMAP_PARSE_NEED_MORE)
@@ -405,6 +443,7 @@ static void parse_loop(struct imap_sess *x)
 			continue;
 		}
 		dispatch(x, &pc);
+		feed_waiting_line(x);
 	}
 	x->in_input = false;
 }
@@ -412,15 +451,20 @@ static void parse_loop(struct imap_sess *x)
 static void auth_input(struct imap_sess *x)
 {
 	struct imap_cmd *cmd = x->pub.cur;
+	struct bu_buf *in = bu_conn_in(x->pub.conn);
+	const uint8_t *lf = in->len > 0 ? memchr(in->data, '\n', in->len) : NULL;
+	bool nul = lf != NULL && memchr(in->data, '\0', (size_t)(lf - in->data)) != NULL;
 	char *line = NULL;
-	int r = imap_parser_read_line(bu_conn_in(x->pub.conn), cmd->a, (size_t)x->cfg->max_line,
-				      &line);
+	int r = imap_parser_read_line(in, cmd->a, (size_t)x->cfg->max_line, &line);
 
 	if (r == 0)
 		return;
 	x->auth_cont = false;
 	if (r < 0) {
-		imap_reply_bad(cmd, "[TOOBIG] Response too long");
+		if (nul)
+			imap_reply_bad(cmd, "Invalid character in the SASL response");
+		else
+			imap_reply_bad(cmd, "[TOOBIG] Response too long");
 		imap_cmd_finish(cmd);
 		return;
 	}
@@ -483,6 +527,13 @@ static void imap_input(void *sess)
 static void imap_drained(void *sess)
 {
 	struct imap_sess *x = sess;
+
+	if (x->wait_out) {
+		/* resuming schedules input() for what is buffered */
+		x->wait_out = false;
+		if (x->pub.cur == NULL)
+			bu_conn_pause_input(x->pub.conn, false);
+	}
 
 	if (x->wait_drain && !x->task_busy && x->pub.cur != NULL) {
 		x->wait_drain = false;

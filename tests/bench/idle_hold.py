@@ -185,6 +185,13 @@ def main():
                 json.dump(res, f, indent=1)
         atexit.register(dump)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    # reset the peak RSS (VmHWM) so that it covers this test only
+    try:
+        with open(f"/proc/{a.server_pid}/clear_refs", "w") as f:
+            f.write("5")
+        res["hwm_reset"] = True
+    except OSError:
+        res["hwm_reset"] = False
     res["mem_before"] = memory(a)
     base_rss = res["mem_before"]["server"].get("VmRSS_kib", 0)
     base_tree = res["mem_before"]["server_tree_pss_kib"]

@@ -74,7 +74,7 @@ if [ ! -f "$CORPUS/manifest.json" ] ||
 	! python3 -c "import json,sys; sys.exit(json.load(open('$CORPUS/manifest.json'))['count'] != $N)"; then
 	say "== generating $N messages into $CORPUS"
 	rm -rf "$CORPUS"
-	python3 "$HERE/gen_corpus.py" --out "$CORPUS" --count "$N" >/dev/null
+	python3 "$HERE/gen_corpus.py" --out "$CORPUS" --count "$N" --jobs "$(nproc)" >/dev/null
 fi
 
 free_port() {

@@ -10,7 +10,10 @@ repetitions and seconds; see --line-budget):
 
   login          connect + LOGIN + LOGOUT
   append         APPEND the first --n corpus messages to a fresh mailbox over
-                 one connection (LITERAL+ when offered)
+                 one connection (LITERAL+ when offered; INTERNALDATE = Date:)
+  settle         (with --cpu-pids) wait --settle-min seconds and until the
+                 server is idle, and report its background work (time, CPU)
+                 apart: the other lines measure the server in steady state
   select         SELECT of the full mailbox (the first one is reported apart)
   fetch_all      FETCH 1:* (FLAGS ENVELOPE BODYSTRUCTURE) (first one apart)
   fetch_body     UID FETCH <uid> BODY.PEEK[] of random messages, one per command
@@ -430,6 +433,32 @@ def ph_append(a, res, st):
     res["appended"] = len(ln.lat)
 
 
+def ph_settle(a, res, st):
+    """Let the server finish what a bulk import leaves behind before the
+    other lines run: wait at least --settle-min seconds (PostgreSQL's
+    autovacuum launcher wakes every 60 s) and until the server's processes
+    have been idle (under 3% of a core) for 3 s, at most --settle-max.
+    The time and server CPU spent are reported apart instead of being
+    charged to whatever line runs next."""
+    if not a.cpu_roots:
+        return
+    t0 = time.monotonic()
+    c0 = prev = tree_cpu(a.cpu_roots)
+    quiet = 0
+    while time.monotonic() - t0 < a.settle_max:
+        if quiet >= 3 and time.monotonic() - t0 >= a.settle_min:
+            break
+        time.sleep(1.0)
+        c = tree_cpu(a.cpu_roots)
+        quiet = quiet + 1 if c - prev < 0.03 else 0
+        prev = c
+    s = {"wall_s": round(time.monotonic() - t0, 1), "server_cpu_s": round(prev - c0, 2), "quiet": quiet >= 3,
+         "min_s": a.settle_min}
+    res["settle"] = s
+    print(f"{'settle: wait after APPEND':<44} {s['wall_s']}s wall, {s['server_cpu_s']}s server CPU"
+          + ("" if s["quiet"] else " (still busy: gave up)"), flush=True)
+
+
 def ensure_uidmap(a, st, c):
     if st.get("uid2idx"):
         return
@@ -765,7 +794,7 @@ def ph_mix(a, res, st):
         print("  error:", e, flush=True)
 
 
-PHASES = {"login": ph_login, "append": ph_append, "select": ph_select, "fetch_all": ph_fetch_all,
+PHASES = {"login": ph_login, "append": ph_append, "settle": ph_settle, "select": ph_select, "fetch_all": ph_fetch_all,
           "fetch_body": ph_fetch_body, "search": ph_search, "sort": ph_sort, "thread": ph_thread,
           "store": ph_store, "mix": ph_mix}
 
@@ -873,7 +902,7 @@ def cmd_compare(a):
            f"{'p99':>8} | {'ops x':>6} {'p50 x':>6} | {'cpu/op ms':>13} | result")
     lines = [hdr, "-" * len(hdr)]
     for r in rows:
-        flag = "<" if (r["ratio"] or 1) < 1.0 or (r["key"].startswith("mix_") and (r["p50_ratio"] or 1) < 1.0) else " "
+        flag = "<" if (r["ratio"] if r["ratio"] is not None else r["p50_ratio"] or 1) < 1.0 else " "
         cpu = f"{fmt(r['a_cpu'], 2)}/{fmt(r['b_cpu'], 2)}" if r["a_cpu"] is not None or r["b_cpu"] is not None else "-"
         lines.append(f"{r['title'][:44]:<44} | {fmt(r['a_ops']):>14} {fmt(r['a_p50'], 2):>8} {fmt(r['a_p99'], 2):>8} | "
                      f"{fmt(r['b_ops']):>14} {fmt(r['b_p50'], 2):>8} {fmt(r['b_p99'], 2):>8} | "
@@ -885,6 +914,15 @@ def cmd_compare(a):
                  f"operation, {na} including its PostgreSQL / {nb} including all its processes. Mix per-op "
                  f"lines: ops/s is that op's share of the mix, compare latency.")
     lines.append(f"lines where {na} is slower: {len(slower)} of {len(rows)}" + (": " + ", ".join(slower) if slower else ""))
+    lat_only = [r["key"] for r in rows if r["key"] not in slower and r["p50_ratio"] is not None and r["p50_ratio"] < 1.0]
+    if lat_only:
+        lines.append(f"lines where {na}'s throughput is not lower but its p50 is higher: " + ", ".join(lat_only))
+    for lbl, R in ((na, A), (nb, B)):
+        if R.get("settle"):
+            st_ = R["settle"]
+            lines.append(f"after APPEND, {lbl}: waited {st_['wall_s']} s (at least {st_.get('min_s')} s, then until "
+                         f"idle), {st_['server_cpu_s']} s of server CPU in that time"
+                         + ("" if st_["quiet"] else " (still busy: gave up waiting)"))
     diffs = []
     for key in ORDER:
         if key in A.get("results", {}) or key in B.get("results", {}):
@@ -906,7 +944,7 @@ def cmd_compare(a):
     if a.text:
         with open(a.text, "w") as f:
             f.write("\n".join(lines) + "\n")
-    out = {"a": na, "b": nb, "rows": rows, "slower": slower, "result_diffs": diffs, "idle": idle,
+    out = {"a": na, "b": nb, "rows": rows, "slower": slower, "settle": [A.get("settle"), B.get("settle")], "result_diffs": diffs, "idle": idle,
            "idle_b": idle_b, "a_errors": A.get("errors", []), "b_errors": B.get("errors", [])}
     if a.json:
         with open(a.json, "w") as f:
@@ -963,6 +1001,10 @@ def main():
     r.add_argument("--line-budget", type=float, default=15.0,
                    help="seconds after which a line stops repeating (once it has its minimum)")
     r.add_argument("--append-budget", type=float, default=300.0)
+    r.add_argument("--settle-min", type=float, default=65.0,
+                   help="shortest wait after APPEND (0: only wait until idle)")
+    r.add_argument("--settle-max", type=float, default=150.0,
+                   help="longest wait for the server to go idle after APPEND")
     r.add_argument("--clients", type=int, default=50)
     r.add_argument("--procs", type=int, default=2)
     r.add_argument("--duration", type=float, default=30.0)

@@ -80,10 +80,30 @@ BUREAUD_PID=
 PG_DATA=
 DOVECOT_DIR=$WORK/dovecot
 PERF_PID=
+LOAD_PID=
+
+stop_bureaud() {
+	local i pgpid=
+	if [ -n "$PG_DATA" ] && [ -f "$PG_DATA/postmaster.pid" ]; then
+		pgpid=$(head -1 "$PG_DATA/postmaster.pid" 2>/dev/null || true)
+	fi
+	if [ -n "$BUREAUD_PID" ] && kill -0 "$BUREAUD_PID" 2>/dev/null; then
+		kill -TERM "$BUREAUD_PID" 2>/dev/null || true
+		for ((i = 0; i < 300; i++)); do kill -0 "$BUREAUD_PID" 2>/dev/null || break; sleep 0.1; done
+		kill -0 "$BUREAUD_PID" 2>/dev/null && kill -KILL "$BUREAUD_PID" 2>/dev/null || true
+	fi
+	BUREAUD_PID=
+	# bureaud stops its PostgreSQL; if it could not, stop that postmaster
+	if [ -n "$pgpid" ] && kill -0 "$pgpid" 2>/dev/null; then
+		kill -QUIT "$pgpid" 2>/dev/null || true
+		for ((i = 0; i < 100; i++)); do kill -0 "$pgpid" 2>/dev/null || break; sleep 0.1; done
+	fi
+}
 
 cleanup() {
 	local rc=$? i
 	trap - EXIT INT TERM
+	[ -n "$LOAD_PID" ] && kill "$LOAD_PID" 2>/dev/null || true
 	if [ -n "$PERF_PID" ] && kill -0 "$PERF_PID" 2>/dev/null; then
 		kill -INT "$PERF_PID" 2>/dev/null || true
 		wait "$PERF_PID" 2>/dev/null || true
@@ -147,8 +167,15 @@ fi
 	echo "postgresql: $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)"
 	echo "git: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo -) $(git -C "$ROOT" status --porcelain 2>/dev/null | wc -l) changed files"
 	echo "settings: messages=$N clients=$CLIENTS duration=${DURATION}s idle=$IDLE_CONNS/$IDLE_USERS users dovecot_idle=$DOVECOT_IDLE_CONNS"
+	echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 } > "$RESULTS/machine.txt"
 cat "$RESULTS/machine.txt"
+# other work on the machine skews every number: sample the load during the run
+(while :; do echo "$(date +%T) $(cut -d' ' -f1-3 /proc/loadavg)"; sleep 10; done > "$RESULTS/loadavg.txt") &
+LOAD_PID=$!
+if awk -v n="$(nproc)" '{ exit !($1 > n * 0.5) }' /proc/loadavg; then
+	say "WARNING: load average $(cut -d' ' -f1 /proc/loadavg) on $(nproc) cores before the run: other work will skew the numbers"
+fi
 
 # ------------------------------------------------------------ build
 say "building bureaud in $BUILD"
@@ -181,24 +208,6 @@ fi
 cp "$CORPUS/manifest.json" "$RESULTS/corpus-manifest.json"
 
 # ------------------------------------------------------------ bureaud
-stop_bureaud() {
-	local i pgpid=
-	if [ -n "$PG_DATA" ] && [ -f "$PG_DATA/postmaster.pid" ]; then
-		pgpid=$(head -1 "$PG_DATA/postmaster.pid" 2>/dev/null || true)
-	fi
-	if [ -n "$BUREAUD_PID" ] && kill -0 "$BUREAUD_PID" 2>/dev/null; then
-		kill -TERM "$BUREAUD_PID" 2>/dev/null || true
-		for ((i = 0; i < 300; i++)); do kill -0 "$BUREAUD_PID" 2>/dev/null || break; sleep 0.1; done
-		kill -0 "$BUREAUD_PID" 2>/dev/null && kill -KILL "$BUREAUD_PID" 2>/dev/null || true
-	fi
-	BUREAUD_PID=
-	# bureaud stops its PostgreSQL; if it could not, stop that postmaster
-	if [ -n "$pgpid" ] && kill -0 "$pgpid" 2>/dev/null; then
-		kill -QUIT "$pgpid" 2>/dev/null || true
-		for ((i = 0; i < 100; i++)); do kill -0 "$pgpid" 2>/dev/null || break; sleep 0.1; done
-	fi
-}
-
 getent passwd "$SERVICE_USER" >/dev/null ||
 	useradd --system --user-group --home-dir /nonexistent --no-create-home --shell /usr/sbin/nologin "$SERVICE_USER"
 
@@ -283,6 +292,9 @@ if [ "$SKIP_DOVECOT" != 1 ]; then
 fi
 
 # ------------------------------------------------------------ table
+kill "$LOAD_PID" 2>/dev/null || true
+LOAD_PID=
+echo "load average samples (1/5/15 min, every 10 s): max 1-min $(awk '{ if ($2 > m) m = $2 } END { print m }' "$RESULTS/loadavg.txt")" >> "$RESULTS/machine.txt"
 echo
 "$PY" "$BENCH/imap_load.py" compare "$RESULTS/bureaud.json" "$RESULTS/dovecot.json" \
 	--idle "$RESULTS/bureaud-idle.json" --idle-b "$RESULTS/dovecot-idle.json" \

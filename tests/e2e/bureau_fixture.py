@@ -292,7 +292,12 @@ class PgCluster:
                     f"port = {self.port}\n"
                     f"unix_socket_directories = '{self.sockdir}'\n"
                     "max_connections = 300\n"
-                    "fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n")
+                    # fsync off is safe for tests that kill PostgreSQL (the
+                    # OS keeps what was written); synchronous_commit must
+                    # stay on, or an immediate shutdown loses the commits
+                    # of the last 200 ms (what a "250 after commit" test
+                    # or a restart test relies on)
+                    "fsync = off\nsynchronous_commit = on\nfull_page_writes = off\n")
         self.start_server()
         return self
 
