@@ -343,16 +343,16 @@ static void dispatch(struct imap_sess *x, const struct imap_command *pc)
 	x->synced = false;
 	x->after = NULL;
 	if (def == NULL) {
-		imap_reply_bad(cmd, "Unknown command");
+		imap_reply_bad(cmd, "[CLIENTBUG] Unknown command");
 	} else if (pc->uid && !(def->flags & IMAP_CMD_UID)) {
-		imap_reply_bad(cmd, "UID cannot be used with %s", def->name);
+		imap_reply_bad(cmd, "[CLIENTBUG] UID cannot be used with %s", def->name);
 	} else if (!state_allows(s, def)) {
 		if (s->state == IMAP_STATE_NOAUTH)
-			imap_reply_bad(cmd, "Command not permitted before login");
+			imap_reply_bad(cmd, "[CLIENTBUG] Command not permitted before login");
 		else if ((def->flags & IMAP_CMD_SELECTED) && s->sel == NULL)
-			imap_reply_bad(cmd, "No mailbox selected");
+			imap_reply_bad(cmd, "[CLIENTBUG] No mailbox selected");
 		else
-			imap_reply_bad(cmd, "Command not permitted in this state");
+			imap_reply_bad(cmd, "[CLIENTBUG] Command not permitted in this state");
 	} else {
 		def->fn(cmd);
 		if (cmd->run != NULL || s->idling || x->auth_cont)
@@ -371,7 +371,9 @@ static void protocol_error(struct imap_sess *x, const char *tag, bool toobig, co
 
 	if (tag == NULL || *tag == '\0')
 		tag = "*";
-	bu_conn_printf(c, "%s BAD %s%s\r\n", tag, toobig ? "[TOOBIG] " : "",
+	/* RFC 5530: every BAD carries a response code ([TOOBIG] for limits,
+	 * [CLIENTBUG] for syntax the client got wrong) */
+	bu_conn_printf(c, "%s BAD %s%s\r\n", tag, toobig ? "[TOOBIG] " : "[CLIENTBUG] ",
 		       err != NULL ? err : "Syntax error");
 	account(x, "unknown", tag, 'B', bu_mono_us());
 	bu_arena_reset(x->cmd_arena);

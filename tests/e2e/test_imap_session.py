@@ -876,7 +876,7 @@ def test_errors_and_limits(bureau_factory, pg, fresh_db):
                        config={"limits.max_literal": "4K", "limits.max_line": "2K"}).start()
     make_user(b, ALICE)
     r = Raw(b.ports["imap"])
-    assert tagged(r.cmd("a1", "FROBNICATE")) == b"a1 BAD Unknown command"
+    assert tagged(r.cmd("a1", "FROBNICATE")) == b"a1 BAD [CLIENTBUG] Unknown command"
     assert tagged(r.cmd("a2", "SELECT INBOX")).startswith(b"a2 BAD")
     assert tagged(r.cmd("a3", "UID NOOP")).startswith(b"a3 BAD")
     assert tagged(r.cmd("a4", 'LOGIN "unterminated')).startswith(b"a4 BAD")
