@@ -35,7 +35,7 @@
 #include "server/core/log.h"
 
 /* messages per metadata/structure query and per response round */
-#define FETCH_WINDOW 500
+#define FETCH_WINDOW 2000
 /* raw bytes per body query (at least one message) */
 #define FETCH_RAW_BYTES ((int64_t)2 * 1024 * 1024)
 /* up to this many messages, bodies come with the metadata in one query */
@@ -646,7 +646,10 @@ static bool write_message(struct imap_cmd *cmd, struct fetch_state *st, struct b
 		return false;
 #define SEP() do { if (sp) bu_buf_append_byte(out, ' '); sp = true; } while (0)
 	bu_buf_printf(out, "* %u FETCH (", seq);
-	if ((r->items & FI_UID) || cmd->uid) {
+	/* RFC 7162 3.1: once CONDSTORE is enabled, FETCH responses that
+	 * carry MODSEQ (flag changes included) carry the UID too */
+	if ((r->items & FI_UID) || cmd->uid ||
+	    (s->condstore && ((r->items & FI_MODSEQ) || flags_changed))) {
 		SEP();
 		bu_buf_printf(out, "UID %u", f->uid);
 	}

@@ -220,7 +220,8 @@ static void store_run(struct imap_cmd *cmd, struct bu_db *db)
 			continue;
 		if (r->silent && !s->condstore)
 			continue;
-		imap_write_flags_fetch(cmd, seq, m, !r->silent, cmd->uid);
+		imap_write_flags_fetch(cmd, seq, m, !r->silent,
+				       cmd->uid || cmd->s->condstore);   /* RFC 7162 3.1 */
 	}
 	if (res.n_modified > 0) {
 		uint32_t *set = bu_arena_alloc(cmd->a, res.n_modified * sizeof(uint32_t));
