@@ -8,7 +8,9 @@
  * stored raw message at the offsets in that tree.
  *
  * Streaming: the requested UIDs are handled in windows of FETCH_WINDOW
- * messages (one ms_fetch for flags, dates, sizes and trees); when bodies
+ * messages (one ms_fetch for flags, dates, sizes and trees: a query per
+ * UID is what makes a naive server slow, a query for everything what makes
+ * it big); when bodies
  * are wanted, their raw bytes come in smaller batches bounded by
  * FETCH_RAW_BYTES, so neither the database result nor cmd->out grows with
  * the size of the request. Each round ends with cmd->again, the framework
@@ -34,8 +36,11 @@
 #include "groupware/mime.h"
 #include "server/core/log.h"
 
-/* messages per metadata/structure query and per response round */
+/* messages per metadata query and per response round (flags and dates:
+ * about 50 bytes of output each; with ENVELOPE/BODYSTRUCTURE about 1 KB
+ * each, and their trees to decode, so fewer) */
 #define FETCH_WINDOW 2000
+#define FETCH_WINDOW_STRUCTURE 1000
 /* raw bytes per body query (at least one message) */
 #define FETCH_RAW_BYTES ((int64_t)2 * 1024 * 1024)
 /* up to this many messages, bodies come with the metadata in one query */
@@ -489,8 +494,8 @@ static int load_window(struct imap_cmd *cmd, struct bu_db *db, struct fetch_stat
 	unsigned what = MSF_META;
 	int ret;
 
-	if (k > FETCH_WINDOW)
-		k = FETCH_WINDOW;
+	if (k > (st->req.need_structure ? FETCH_WINDOW_STRUCTURE : FETCH_WINDOW))
+		k = st->req.need_structure ? FETCH_WINDOW_STRUCTURE : FETCH_WINDOW;
 	bu_arena_reset(st->wa);
 	if (st->req.need_structure)
 		what |= MSF_STRUCTURE;
