@@ -6,8 +6,9 @@
  * A search tree becomes one parameterised WHERE clause: the SQL text is
  * built from constant pieces and $n placeholders only, every value goes in
  * as a parameter. Substring criteria are ILIKE '%needle%' with % _ \
- * escaped; the trigram indexes on header_text and body_text make TEXT and
- * BODY fast. HEADER on a field that is not kept as a column (anything but
+ * escaped. TEXT and BODY match the search text kept with the content
+ * (mail_blobs.header_text/body_text, trigram-indexed), reached through the
+ * message's blob. HEADER on a field that is not kept as a column (anything but
  * Subject, From, To, Cc, Bcc) reads the raw header blocks of the folder
  * once and matches them here, which is fine for such rare searches.
  *
@@ -329,11 +330,14 @@ static int ms_node(struct ms_search_ctx *ctx, const struct ms_search *q,
 		break;
 	case MSS_BODY:
 		n = ms_param(p, ms_like_pattern(ctx->a, q->str != NULL ? q->str : ""));
-		bu_buf_printf(sql, "m.body_text ILIKE $%d", n);
+		bu_buf_printf(sql, "EXISTS (SELECT 1 FROM mail_blobs b WHERE b.account_id"
+			      " = m.account_id AND b.sha256 = m.blob AND b.body_text ILIKE $%d)", n);
 		break;
 	case MSS_TEXT:
 		n = ms_param(p, ms_like_pattern(ctx->a, q->str != NULL ? q->str : ""));
-		bu_buf_printf(sql, "(m.header_text ILIKE $%d OR m.body_text ILIKE $%d)", n, n);
+		bu_buf_printf(sql, "EXISTS (SELECT 1 FROM mail_blobs b WHERE b.account_id"
+			      " = m.account_id AND b.sha256 = m.blob"
+			      " AND (b.header_text ILIKE $%d OR b.body_text ILIKE $%d))", n, n);
 		break;
 	case MSS_EMAILID:
 		bu_buf_printf(sql, "m.emailid = $%d", ms_param(p, q->str != NULL ? q->str : ""));

@@ -924,11 +924,16 @@ static int ms_insert_chunk(struct bu_db *db, struct bu_arena *a, struct ms_targe
 		int h = ms_param_bin(&p, m[i].sha, 32);
 		int s = ms_param_i64(&p, (int64_t)m[i].in->len);
 		int d = ms_param_bin(&p, m[i].in->data, m[i].in->len);
+		int ht = ms_param(&p, m[i].header_text);
+		int bt = ms_param(&p, m[i].body_text);
 
+		/* the search text lives with the content, written once: flag
+		 * changes never touch its trigram indexes */
 		bu_buf_append_str(&sql, blobs == 0 ?
-				  ", b AS (INSERT INTO mail_blobs (account_id, sha256, size, data) VALUES " :
+				  ", b AS (INSERT INTO mail_blobs (account_id, sha256, size, data,"
+				  " header_text, body_text) VALUES " :
 				  ", ");
-		bu_buf_printf(&sql, "($1, $%d, $%d, $%d)", h, s, d);
+		bu_buf_printf(&sql, "($1, $%d, $%d, $%d, $%d, $%d)", h, s, d, ht, bt);
 		blobs++;
 	}
 	if (blobs > 0)
@@ -953,14 +958,14 @@ static int ms_insert_chunk(struct bu_db *db, struct bu_arena *a, struct ms_targe
 			  " modseq, flags, keywords, internaldate, savedate, size, blob, hdr_len,"
 			  " structure, subject, base_subject, from_, from_sort, from_display,"
 			  " to_, to_sort, to_display, cc, cc_sort, bcc, sent_date, message_id,"
-			  " in_reply_to, references_, preview, header_text, body_text,"
+			  " in_reply_to, references_, preview,"
 			  " emailid, threadid)"
 			  " SELECT $1, c.id, c.first + v.o, $3, v.flags,"
 			  " coalesce(string_to_array(v.kw, chr(1)), '{}'), v.idate, $4, v.size,"
 			  " v.blob, v.hdr_len, v.structure, v.subject, v.base_subject, v.from_,"
 			  " v.from_sort, v.from_display, v.to_, v.to_sort, v.to_display, v.cc,"
 			  " v.cc_sort, v.bcc, v.sent_date, v.message_id, v.in_reply_to,"
-			  " v.references_, v.preview, v.header_text, v.body_text, v.emailid,"
+			  " v.references_, v.preview, v.emailid,"
 			  " v.threadid FROM c, (VALUES ");
 	for (size_t i = 0; i < count; i++) {
 		/* the value types, in the order of v's columns below */
@@ -968,7 +973,7 @@ static int ms_insert_chunk(struct bu_db *db, struct bu_arena *a, struct ms_targe
 			"int", "text", "bigint", "bigint", "bytea", "int", "bytea",
 			"text", "text", "text", "text", "text", "text", "text", "text",
 			"text", "text", "text", "bigint", "text", "text", "text", "text",
-			"text", "text", "text", "text",
+			"text", "text",
 		};
 		const struct mime_summary *s = &m[i].sum;
 		int base = ms_param_i64(&p, m[i].flags);
@@ -998,8 +1003,6 @@ static int ms_insert_chunk(struct bu_db *db, struct bu_arena *a, struct ms_targe
 		ms_param(&p, s->in_reply_to);
 		ms_param(&p, s->references);
 		ms_param(&p, s->preview);
-		ms_param(&p, m[i].header_text);
-		ms_param(&p, m[i].body_text);
 		ms_param(&p, m[i].emailid);
 		ms_param(&p, m[i].threadid);
 		/* the ordinal is our loop counter, not input */
@@ -1011,7 +1014,7 @@ static int ms_insert_chunk(struct bu_db *db, struct bu_arena *a, struct ms_targe
 	bu_buf_append_str(&sql, ") AS v(o, flags, kw, idate, size, blob, hdr_len, structure,"
 			  " subject, base_subject, from_, from_sort, from_display, to_, to_sort,"
 			  " to_display, cc, cc_sort, bcc, sent_date, message_id, in_reply_to,"
-			  " references_, preview, header_text, body_text, emailid, threadid)"
+			  " references_, preview, emailid, threadid)"
 			  " RETURNING 1)"
 			  " SELECT c.first, c.uidvalidity, c.id, c.qs, c.qm, c.us, c.um,"
 			  " (SELECT count(*) FROM i) FROM c");
@@ -1662,8 +1665,10 @@ int ms_copy(struct bu_db *db, struct bu_arena *a, int64_t viewer,
 		     "     AND s.user_id = $4))::int END AS vseen"
 		     "  FROM mail_messages m WHERE m.account_id = $1 AND m.collection_id = $2"
 		     "  AND m.uid = ANY ($3::bigint[])),"
-		     " b AS (INSERT INTO mail_blobs (account_id, sha256, size, data)"
-		     "  SELECT $5::bigint, x.sha256, x.size, x.data FROM mail_blobs x"
+		     " b AS (INSERT INTO mail_blobs (account_id, sha256, size, data,"
+		     "  header_text, body_text)"
+		     "  SELECT $5::bigint, x.sha256, x.size, x.data, x.header_text, x.body_text"
+		     "  FROM mail_blobs x"
 		     "  WHERE $5::bigint <> $1::bigint AND x.account_id = $1"
 		     "  AND x.sha256 IN (SELECT blob FROM src) ON CONFLICT DO NOTHING),"
 		     " k AS (INSERT INTO mail_keywords (account_id, collection_id, keyword)"
@@ -1673,13 +1678,13 @@ int ms_copy(struct bu_db *db, struct bu_arena *a, int64_t viewer,
 		     "  flags, keywords, internaldate, savedate, size, blob, hdr_len, structure,"
 		     "  subject, base_subject, from_, from_sort, from_display, to_, to_sort,"
 		     "  to_display, cc, cc_sort, bcc, sent_date, message_id, in_reply_to,"
-		     "  references_, preview, header_text, body_text, emailid, threadid)"
+		     "  references_, preview, emailid, threadid)"
 		     "  SELECT $5::bigint, $6::bigint, $7::bigint + rn - 1, $8::bigint,"
 		     "  ((flags & ~1) | vseen) & $9::int,"
 		     "  CASE WHEN $10::bool THEN keywords ELSE '{}' END, internaldate, $11::bigint, size,"
 		     "  blob, hdr_len, structure, subject, base_subject, from_, from_sort,"
 		     "  from_display, to_, to_sort, to_display, cc, cc_sort, bcc, sent_date,"
-		     "  message_id, in_reply_to, references_, preview, header_text, body_text,"
+		     "  message_id, in_reply_to, references_, preview,"
 		     "  emailid, threadid FROM src RETURNING 1)"
 		     " SELECT count(*) FROM ins", &p);
 	if (r == NULL)

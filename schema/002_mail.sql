@@ -1,9 +1,9 @@
 -- 002_mail: the mail store (groupware/mailstore.c, mail_*.c; docs/MAILSTORE.md).
 --
 -- Raw messages are stored once per account, content-addressed by SHA-256
--- (mail_blobs); a message row per (account, folder, UID) refers to its blob
--- and carries everything parsed once at delivery, so FETCH, SEARCH, SORT and
--- THREAD never re-parse. Quota usage (accounts.used_storage/used_messages)
+-- (mail_blobs, with the message's search text); a message row per (account,
+-- folder, UID) refers to its blob and carries everything parsed once at
+-- delivery, so FETCH, SEARCH, SORT and THREAD never re-parse. Quota usage (accounts.used_storage/used_messages)
 -- and blob garbage collection are kept right by triggers on mail_messages,
 -- so every path that adds or removes messages (the mail store, a folder
 -- deleted with its content, an account removed) keeps them exact, in the
@@ -15,11 +15,19 @@ CREATE TABLE mail_blobs (
 	sha256     bytea NOT NULL,
 	size       bigint NOT NULL,
 	data       bytea NOT NULL,
+	-- search text, a function of the content: kept here rather than on
+	-- mail_messages so that flag changes (STORE) never touch the trigram
+	-- indexes. Decoded UTF-8, as mime.c's search text produces it.
+	header_text text NOT NULL DEFAULT '',         -- decoded header values (TEXT)
+	body_text   text NOT NULL DEFAULT '',         -- decoded text bodies (BODY, TEXT)
 	PRIMARY KEY (account_id, sha256)
 );
+-- substring search (SEARCH TEXT/BODY): ILIKE '%needle%' uses these
+CREATE INDEX mail_blobs_header_trgm ON mail_blobs USING gin (header_text gin_trgm_ops);
+CREATE INDEX mail_blobs_body_trgm ON mail_blobs USING gin (body_text gin_trgm_ops);
 
 -- Dates are unix seconds. Text columns hold decoded UTF-8 (what mime.c's
--- summary and search text produce); NULL means the header is absent.
+-- summary produces); NULL means the header is absent.
 CREATE TABLE mail_messages (
 	account_id    bigint NOT NULL,
 	collection_id bigint NOT NULL,
@@ -49,8 +57,6 @@ CREATE TABLE mail_messages (
 	in_reply_to   text,
 	references_   text,                              -- space-separated, without <>
 	preview       text,                              -- RFC 8970
-	header_text   text NOT NULL DEFAULT '',          -- decoded header values (TEXT)
-	body_text     text NOT NULL DEFAULT '',          -- decoded text bodies (BODY, TEXT)
 	emailid       text NOT NULL,                     -- RFC 8474
 	threadid      text NOT NULL,
 	PRIMARY KEY (account_id, collection_id, uid),
@@ -61,9 +67,6 @@ CREATE TABLE mail_messages (
 CREATE INDEX mail_messages_modseq ON mail_messages(account_id, collection_id, modseq);
 -- blob garbage collection, EMAILID
 CREATE INDEX mail_messages_blob ON mail_messages(account_id, blob);
--- substring search (SEARCH TEXT/BODY): ILIKE '%needle%' uses these
-CREATE INDEX mail_messages_header_trgm ON mail_messages USING gin (header_text gin_trgm_ops);
-CREATE INDEX mail_messages_body_trgm ON mail_messages USING gin (body_text gin_trgm_ops);
 
 -- \Seen of viewers who are not the owner (shared folders, shared
 -- mailboxes): one row per message a user has seen.

@@ -483,6 +483,20 @@ static void test_copy_move_blobs(void)
 		GW_CHECK(ms_copy(db, A, alice, alice, src, &third, 1, bob, bob_inbox, false,
 				 &su, &du, &n, &uidv) == 1);
 		GW_CHECK(blob_count(bob) == bob_blobs + 1);
+		/* the search text is copied with the blob, and bob finds it */
+		GW_CHECK(sql_i64("SELECT count(*) FROM mail_blobs b JOIN mail_blobs x"
+				 " ON x.sha256 = b.sha256 WHERE b.account_id = $1"
+				 " AND x.account_id = $2 AND b.body_text = x.body_text"
+				 " AND b.header_text = x.header_text AND b.body_text LIKE '%third body%'",
+				 bob, alice) == 1);
+		{
+			struct ms_search tq = { .op = MSS_TEXT, .str = "third body" };
+			uint32_t *hits = NULL;
+			size_t nh = 0;
+
+			GW_CHECK(ms_search(db, A, bob, bob, bob_inbox, &tq, NULL, 0, &hits, &nh) == 1 &&
+				 nh == 1 && hits[0] == du[0]);
+		}
 		/* alice had no "w": the flags she may not set are dropped */
 	}
 	/* rights: no "i" on bob's Trash */
@@ -771,6 +785,31 @@ static void test_search_sort(void)
 		GW_CHECK(strcmp(SQ(q), "") == 0);
 		q.str = "PIZZA";
 		GW_CHECK(strcmp(SQ(q), "3") == 0);
+	}
+	{
+		/* the search text lives with the blob, not the message row: a
+		 * flag change leaves it alone, and BODY/TEXT still work under
+		 * NOT and OR and on a message whose flags changed */
+		struct ms_search k[2] = { { .op = MSS_BODY, .str = "pizza" },
+					  { .op = MSS_TEXT, .str = "50%" } };
+		struct ms_search or = { .op = MSS_OR, .kids = k, .n_kids = 2 };
+		struct ms_search not = { .op = MSS_NOT, .kids = k, .n_kids = 1 };
+
+		GW_CHECK(sql_i64("SELECT count(*) FROM information_schema.columns"
+				 " WHERE table_name = 'mail_messages' AND column_name"
+				 " IN ('header_text', 'body_text') AND $1 = $2", 0, 0) == 0);
+		GW_CHECK(sql_i64("SELECT count(*) FROM mail_blobs b JOIN mail_messages m"
+				 " ON m.account_id = b.account_id AND m.blob = b.sha256"
+				 " WHERE m.account_id = $1 AND m.collection_id = $2"
+				 " AND b.body_text ILIKE '%pizza%'", alice, search_folder) == 1);
+		GW_CHECK(strcmp(SQ(or), "1,3") == 0);
+		GW_CHECK(strcmp(SQ(not), "1,2") == 0);
+		GW_CHECK(ms_store(db, A, alice, alice, search_folder, &s_uid[2], 1, MS_STORE_ADD,
+				  MF_ANSWERED, NULL, -1, &res) == 1);
+		k[1].str = "PERCENT";
+		GW_CHECK(strcmp(SQ(k[1]), "2") == 0);
+		GW_CHECK(ms_store(db, A, alice, alice, search_folder, &s_uid[2], 1,
+				  MS_STORE_REMOVE, MF_ANSWERED, NULL, -1, &res) == 1);
 	}
 	{
 		struct ms_search q = { .op = MSS_HEADER, .str = "x-spam", .str2 = "yes" };
