@@ -16,6 +16,21 @@
  * "event=db.error sqlstate=... msg=..." with the server's primary message
  * sanitised; the SQL text itself is never logged (it may be long, and the
  * interesting part is which caller failed, which the log context says).
+ *
+ * Prepared statements: bu_db_query_bin prepares each distinct SQL text once
+ * per connection (PQprepare as "bu_N", then PQexecPrepared), which saves
+ * PostgreSQL the parse, analysis and planning of the same text on every
+ * call. A text is prepared on its second use (a small table of hashes
+ * remembers the texts seen once), so SQL built for one call only (a search)
+ * costs no extra round trip and takes no cache slot. The cache is keyed by
+ * content (hash, then strcmp with a private copy), holds at most
+ * DB_STMT_MAX texts (new texts beyond that run unprepared), and is emptied
+ * whenever the connection goes away: prepared statements live in the
+ * session. Transaction control and multi-statement texts are never
+ * prepared. If the server no longer knows a statement (26000, e.g. after a
+ * DISCARD ALL) or refuses a changed result type after a schema change, the
+ * entry is dropped and, outside a transaction, the call is retried once
+ * unprepared (inside one, the error has already aborted the transaction).
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -29,6 +44,18 @@
 /* after a failed connect attempt, fail fast for this long */
 #define DB_RECONNECT_DELAY_MS 250
 #define DB_ERRMSG_MAX 512
+/* prepared statements per connection, and the hash table's buckets */
+#define DB_STMT_MAX 512
+#define DB_STMT_BUCKETS 256
+/* direct-mapped table of the hashes of texts seen once */
+#define DB_SEEN_SLOTS 1024
+
+struct db_stmt {
+	struct db_stmt *next;
+	uint64_t hash;
+	uint32_t id;            /* statement name "bu_<id>" */
+	char *sql;              /* private copy */
+};
 
 struct bu_db {
 	char *conninfo;
@@ -43,6 +70,11 @@ struct bu_db {
 	bool tx_lost;
 	bool ever_connected;
 	int64_t last_fail_ms;
+	/* prepared statements of the current connection */
+	struct db_stmt *stmts[DB_STMT_BUCKETS];
+	unsigned int stmt_count;
+	uint32_t stmt_next_id;
+	uint64_t seen[DB_SEEN_SLOTS];
 };
 
 static atomic_int db_connections;
@@ -91,8 +123,25 @@ struct bu_db *bu_db_create(const char *conninfo)
 	return db;
 }
 
+/* Forget the prepared statements (they die with the session). */
+static void db_stmt_clear(struct bu_db *db)
+{
+	for (size_t i = 0; i < DB_STMT_BUCKETS; i++) {
+		struct db_stmt *e = db->stmts[i], *next;
+
+		for (; e != NULL; e = next) {
+			next = e->next;
+			free(e->sql);
+			free(e);
+		}
+		db->stmts[i] = NULL;
+	}
+	db->stmt_count = 0;
+}
+
 static void db_disconnect(struct bu_db *db)
 {
+	db_stmt_clear(db);
 	if (db->conn != NULL) {
 		PQfinish(db->conn);
 		db->conn = NULL;
@@ -195,6 +244,7 @@ static int db_connect(struct bu_db *db)
 		db->err = BU_DB_ERR_CONN;   /* keep the message of the last try */
 		return -1;
 	}
+	db_stmt_clear(db);
 	db->conn = PQconnectdbParams(keys, values, 1);
 	if (db->conn == NULL)
 		bu_panic("PQconnectdbParams: out of memory");
@@ -263,14 +313,125 @@ static PGresult *db_tx_lost_call(struct bu_db *db, const char *sql)
 	return NULL;
 }
 
+/* FNV-1a over the text */
+static uint64_t db_sql_hash(const char *sql)
+{
+	uint64_t h = 0xcbf29ce484222325ULL;
+
+	for (const unsigned char *p = (const unsigned char *)sql; *p != '\0'; p++) {
+		h ^= *p;
+		h *= 0x100000001b3ULL;
+	}
+	return h;
+}
+
+/* Texts that are never prepared: transaction control (cheap to run, and
+ * the tx_lost logic looks at them) and, without parameters, anything that
+ * may hold several statements. */
+static bool db_sql_preparable(const char *sql, int nparams)
+{
+	static const char *const tx_words[] = {
+		"BEGIN", "START", "COMMIT", "END", "ROLLBACK", "ABORT",
+		"SAVEPOINT", "RELEASE", "PREPARE", "DEALLOCATE", "DISCARD", NULL
+	};
+
+	if (nparams == 0 && strchr(sql, ';') != NULL)
+		return false;
+	for (size_t i = 0; tx_words[i] != NULL; i++) {
+		if (db_sql_is(sql, tx_words[i]))
+			return false;
+	}
+	return true;
+}
+
+static struct db_stmt **db_stmt_find(struct bu_db *db, const char *sql, uint64_t hash)
+{
+	struct db_stmt **ep = &db->stmts[hash % DB_STMT_BUCKETS];
+
+	for (; *ep != NULL; ep = &(*ep)->next) {
+		if ((*ep)->hash == hash && strcmp((*ep)->sql, sql) == 0)
+			break;
+	}
+	return ep;
+}
+
+static void db_stmt_drop(struct bu_db *db, const char *sql, uint64_t hash)
+{
+	struct db_stmt **ep = db_stmt_find(db, sql, hash), *e = *ep;
+
+	if (e == NULL)
+		return;
+	*ep = e->next;
+	free(e->sql);
+	free(e);
+	db->stmt_count--;
+}
+
+/* Prepare sql (on its second use) and fill name; false: run it unprepared.
+ * A failed PQprepare leaves its result in *res_r (the call's outcome). */
+static bool db_stmt_get(struct bu_db *db, const char *sql, uint64_t hash, int nparams,
+			char *name, size_t namesz, PGresult **res_r)
+{
+	struct db_stmt *e = *db_stmt_find(db, sql, hash);
+	uint64_t *seen = &db->seen[hash % DB_SEEN_SLOTS];
+	PGresult *res;
+
+	*res_r = NULL;
+	if (e == NULL) {
+		if (db->stmt_count >= DB_STMT_MAX)
+			return false;
+		if (*seen != hash) {
+			*seen = hash;
+			return false;
+		}
+		e = bu_malloc(sizeof(*e));
+		e->hash = hash;
+		e->id = db->stmt_next_id++;
+		snprintf(name, namesz, "bu_%u", (unsigned int)e->id);
+		res = PQprepare(db->conn, name, sql, nparams, NULL);
+		if (res == NULL || PQresultStatus(res) != PGRES_COMMAND_OK) {
+			/* the error is the call's outcome (without a result,
+			 * the unprepared run reports what went wrong) */
+			free(e);
+			*res_r = res;
+			return res != NULL;
+		}
+		PQclear(res);
+		e->sql = bu_strdup(sql);
+		e->next = db->stmts[hash % DB_STMT_BUCKETS];
+		db->stmts[hash % DB_STMT_BUCKETS] = e;
+		db->stmt_count++;
+		return true;
+	}
+	snprintf(name, namesz, "bu_%u", (unsigned int)e->id);
+	return true;
+}
+
+/* The server refused a cached statement in a way that a fresh parse fixes. */
+static bool db_stmt_stale(const PGresult *res)
+{
+	const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+	const char *msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+
+	if (state == NULL)
+		return false;
+	if (strcmp(state, "26000") == 0)   /* invalid_sql_statement_name */
+		return true;
+	return strcmp(state, "0A000") == 0 && msg != NULL &&
+		strncmp(msg, "cached plan must not change result type", 39) == 0;
+}
+
 PGresult *bu_db_query_bin(struct bu_db *db, const char *sql, int nparams,
 			  const char *const *params, const int *lengths,
 			  const int *formats)
 {
-	PGresult *res;
+	PGresult *res = NULL;
 	PGTransactionStatusType tx_before;
 	ExecStatusType st;
 	int64_t start;
+	char name[24];
+	uint64_t hash = 0;
+	bool prepared = false;
 
 	bu_assert(sql != NULL && nparams >= 0);
 	if (db->tx_lost)
@@ -281,8 +442,26 @@ PGresult *bu_db_query_bin(struct bu_db *db, const char *sql, int nparams,
 	}
 	tx_before = PQtransactionStatus(db->conn);
 	start = bu_mono_us();
-	res = PQexecParams(db->conn, sql, nparams, NULL, params, lengths,
-			   formats, 0);
+	if (db_sql_preparable(sql, nparams)) {
+		hash = db_sql_hash(sql);
+		prepared = db_stmt_get(db, sql, hash, nparams, name, sizeof(name), &res);
+	}
+	if (prepared && res == NULL) {
+		res = PQexecPrepared(db->conn, name, nparams, params, lengths, formats, 0);
+		if (res != NULL && PQresultStatus(res) == PGRES_FATAL_ERROR &&
+		    db_stmt_stale(res)) {
+			db_stmt_drop(db, sql, hash);
+			bu_debug("event=db.stmt_stale name=%s", name);
+			if (tx_before == PQTRANS_IDLE) {
+				PQclear(res);
+				res = NULL;
+				prepared = false;
+			}
+		}
+	}
+	if (!prepared)
+		res = PQexecParams(db->conn, sql, nparams, NULL, params, lengths,
+				   formats, 0);
 	bu_metric_observe("bureau_db_query_seconds", NULL,
 			  (double)(bu_mono_us() - start) / 1e6);
 	st = res != NULL ? PQresultStatus(res) : PGRES_FATAL_ERROR;

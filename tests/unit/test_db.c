@@ -308,6 +308,135 @@ static void test_reconnect(void)
 	bu_db_destroy(&db);
 }
 
+/* ---- prepared statement cache -------------------------------------------- */
+
+/* how many prepared statements of this session have exactly this text */
+static int prepared_count(struct bu_db *db, const char *sql)
+{
+	const char *params[] = { sql };
+	PGresult *r = bu_db_query(db, "SELECT count(*) FROM pg_prepared_statements "
+				  "WHERE statement = $1", 1, params);
+	int n = -1;
+
+	if (r != NULL) {
+		n = atoi(PQgetvalue(r, 0, 0));
+		PQclear(r);
+	}
+	return n;
+}
+
+static bool query_is(struct bu_db *db, const char *sql, int nparams,
+		     const char *const *params, const char *want)
+{
+	PGresult *r = bu_db_query(db, sql, nparams, params);
+	bool ok = r != NULL && PQntuples(r) == 1 && strcmp(PQgetvalue(r, 0, 0), want) == 0;
+
+	PQclear(r);
+	return ok;
+}
+
+static void test_prepared(void)
+{
+	static const char q[] = "SELECT $1::int + 1";
+	struct bu_db *db = bu_db_create(test_conninfo);
+	const char *p1[] = { "41" }, *p2[] = { "1" };
+	char *pid;
+
+	/* used once: not prepared; from the second use on: prepared once */
+	CHECK(query_is(db, q, 1, p1, "42"));
+	CHECK(prepared_count(db, q) == 0);
+	CHECK(query_is(db, q, 1, p2, "2"));
+	CHECK(prepared_count(db, q) == 1);
+	CHECK(query_is(db, q, 1, p1, "42"));
+	/* same text from another buffer: same entry */
+	{
+		char *copy = bu_strdup(q);
+
+		CHECK(query_is(db, copy, 1, p2, "2"));
+		free(copy);
+	}
+	CHECK(prepared_count(db, q) == 1);
+	/* the lookup query itself is prepared too (used 3 times by now) */
+	CHECK(prepared_count(db, "SELECT count(*) FROM pg_prepared_statements "
+			     "WHERE statement = $1") == 1);
+
+	/* transaction control and multi-statement texts are never prepared */
+	for (int i = 0; i < 3; i++) {
+		CHECK(bu_db_begin(db) == 0);
+		CHECK(bu_db_commit(db) == 0);
+		CHECK(bu_db_exec(db, "SELECT 1; SELECT 2", 0, NULL) == -1);
+	}
+	CHECK(prepared_count(db, "BEGIN") == 0);
+	CHECK(prepared_count(db, "COMMIT") == 0);
+
+	/* error classification is the same for prepared statements */
+	CHECK(bu_db_exec(db, "CREATE TABLE prep (id int PRIMARY KEY)", 0, NULL) == 0);
+	CHECK(bu_db_exec(db, "INSERT INTO prep VALUES ($1)", 1, p1) == 0);
+	CHECK(bu_db_exec(db, "INSERT INTO prep VALUES ($1)", 1, p2) == 0);
+	CHECK(prepared_count(db, "INSERT INTO prep VALUES ($1)") == 1);
+	bu_db_expect(db, BU_DB_ERR_UNIQUE);
+	CHECK(bu_db_exec(db, "INSERT INTO prep VALUES ($1)", 1, p1) == -1);
+	CHECK(bu_db_errcode(db) == BU_DB_ERR_UNIQUE);
+	for (int i = 0; i < 2; i++) {
+		bu_db_expect(db, BU_DB_ERR_OTHER);
+		CHECK(bu_db_query(db, "SELECT * FROM no_such_prep", 0, NULL) == NULL);
+		CHECK(bu_db_errcode(db) == BU_DB_ERR_OTHER);
+	}
+
+	/* a schema change under a prepared SELECT *: re-planned or re-parsed */
+	CHECK(query_is(db, "SELECT count(*) FROM (SELECT * FROM prep) x", 0, NULL, "2"));
+	CHECK(query_is(db, "SELECT * FROM prep ORDER BY id LIMIT 1", 0, NULL, "1"));
+	CHECK(query_is(db, "SELECT * FROM prep ORDER BY id LIMIT 1", 0, NULL, "1"));
+	CHECK(bu_db_exec(db, "ALTER TABLE prep ADD COLUMN v text", 0, NULL) == 0);
+	{
+		PGresult *r = bu_db_query(db, "SELECT * FROM prep ORDER BY id LIMIT 1", 0, NULL);
+
+		CHECK(r != NULL && PQnfields(r) == 2);
+		PQclear(r);
+	}
+
+	/* the server forgot them (DISCARD ALL): retried unprepared, then
+	 * prepared again */
+	PQclear(PQexec(bu_db_pg(db), "DEALLOCATE ALL"));
+	CHECK(query_is(db, q, 1, p1, "42"));
+	CHECK(bu_db_errcode(db) == BU_DB_OK);
+	CHECK(query_is(db, q, 1, p1, "42"));
+	CHECK(prepared_count(db, q) == 1);
+
+	/* reconnect empties the cache: inside a transaction (where a stale
+	 * entry could not be retried) the statement still runs */
+	pid = backend_pid(db);
+	CHECK(pid != NULL && terminate_backend(pid));
+	free(pid);
+	CHECK(bu_db_query(db, "SELECT 1", 0, NULL) == NULL);
+	CHECK(bu_db_errcode(db) == BU_DB_ERR_CONN);
+	CHECK(bu_db_begin(db) == 0);
+	CHECK(query_is(db, q, 1, p1, "42"));
+	CHECK(query_is(db, q, 1, p2, "2"));
+	CHECK(bu_db_commit(db) == 0);
+	CHECK(prepared_count(db, q) == 1);
+
+	/* bounded: past the limit, new texts run unprepared */
+	for (int i = 0; i < 600; i++) {
+		char *sql = bu_asprintf("SELECT $1::int + %d", i);
+		char want[16];
+
+		snprintf(want, sizeof(want), "%d", 1 + i);
+		for (int k = 0; k < 2; k++)
+			CHECK(query_is(db, sql, 1, p2, want));
+		free(sql);
+	}
+	{
+		PGresult *r = bu_db_query(db, "SELECT count(*) FROM pg_prepared_statements", 0, NULL);
+		int n = r != NULL ? atoi(PQgetvalue(r, 0, 0)) : -1;
+
+		CHECK(n >= 500 && n <= 512);
+		PQclear(r);
+	}
+	CHECK(query_is(db, q, 1, p1, "42"));
+	bu_db_destroy(&db);
+}
+
 /* ---- migrations ---------------------------------------------------------- */
 
 static char schema_dir[128];
@@ -957,6 +1086,7 @@ int main(void)
 
 	test_query();
 	test_reconnect();
+	test_prepared();
 	test_migrate();
 	test_hub();
 	test_conn_options();
