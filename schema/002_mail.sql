@@ -158,3 +158,11 @@ END $$;
 CREATE TRIGGER mail_collection_deleted AFTER DELETE ON collections
 	REFERENCING OLD TABLE AS old_rows
 	FOR EACH STATEMENT EXECUTE FUNCTION mail_collection_deleted();
+
+-- Mailboxes grow in bursts (an import, a sync): keep the planner's statistics
+-- fresh, or SEARCH TEXT/BODY plans a scan instead of the trigram index once
+-- a folder has grown since the last ANALYZE.
+ALTER TABLE mail_messages SET (autovacuum_analyze_scale_factor = 0.01,
+                               autovacuum_analyze_threshold = 1000);
+ALTER TABLE mail_blobs SET (autovacuum_analyze_scale_factor = 0.01,
+                            autovacuum_analyze_threshold = 1000);

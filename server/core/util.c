@@ -423,6 +423,13 @@ int bu_buf_append_str(struct bu_buf *b, const char *s)
 
 int bu_buf_append_byte(struct bu_buf *b, uint8_t c)
 {
+	/* fast path: room for the byte and the spare NUL, within max (the
+	 * ENVELOPE/BODYSTRUCTURE writers append byte by byte) */
+	if (b->len + 2 <= b->cap && (b->max == 0 || b->len < b->max)) {
+		b->data[b->len++] = c;
+		b->data[b->len] = '\0';
+		return 0;
+	}
 	return bu_buf_append(b, &c, 1);
 }
 
