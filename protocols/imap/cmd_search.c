@@ -209,7 +209,8 @@ void imap_cmd_search(struct imap_cmd *cmd)
 		imap_reply_no(cmd, "[BADCHARSET (UTF-8 US-ASCII)] Unsupported charset");
 		return;
 	}
-	if (imap_search_keys_parse(cmd, cmd->args + i, cmd->n_args - i, r, &err) < 0) {
+	if (imap_search_keys_parse(cmd, cmd->args != NULL ? cmd->args + i : NULL,
+				   cmd->n_args - i, r, &err) < 0) {
 		if (r->ret & SR_SAVE)
 			imap_search_save(cmd, SR_ALL, NULL, 0, false);
 		imap_reply_bad(cmd, "%s", err);
