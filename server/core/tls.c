@@ -278,12 +278,18 @@ out:
 	return ret;
 }
 
+/* Set when OpenSSL asked for a passphrase: it does so only for an
+ * encrypted key, which is a surer sign than the error texts (they differ
+ * between OpenSSL versions and decoders). */
+static __thread bool passphrase_asked;
+
 static int no_passphrase(char *buf, int size, int rwflag, void *u)
 {
 	(void)buf;
 	(void)size;
 	(void)rwflag;
 	(void)u;
+	passphrase_asked = true;
 	return 0;
 }
 
@@ -397,9 +403,14 @@ static SSL_CTX *ctx_create(const char *cert_path, const char *key_path, bool rel
 		SSL_CTX_free(ctx);
 		return NULL;
 	}
+	passphrase_asked = false;
 	if (SSL_CTX_use_PrivateKey_file(ctx, key_path, SSL_FILETYPE_PEM) != 1) {
-		*error_r = net_err("tls: cannot load private key %s: %s",
-				   key_path, pem_problem(true, cert_path));
+		const char *why = pem_problem(true, cert_path);
+
+		if (passphrase_asked)
+			why = "the key is protected by a passphrase: store it unencrypted "
+				"(openssl pkey -in KEY -out KEY.new), mode 0600";
+		*error_r = net_err("tls: cannot load private key %s: %s", key_path, why);
 		SSL_CTX_free(ctx);
 		return NULL;
 	}
