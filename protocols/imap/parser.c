@@ -767,33 +767,15 @@ out:
 
 int imap_parser_read_line(struct bu_buf *in, struct bu_arena *a, size_t max, char **line_r)
 {
-	const uint8_t *lf = in->len > 0 ? memchr(in->data, '\n', in->len) : NULL;
-	size_t n;
+	char *line;
+	int ret = bu_buf_take_line(in, max, &line);
 
-	if (lf == NULL) {
-		if (in->len > max) {
-			bu_wipe(in->data, in->len);
-			bu_buf_consume(in, in->len);
-			return -1;
-		}
-		return 0;
-	}
-	n = (size_t)(lf - in->data);
-	if (n > 0 && in->data[n - 1] == '\r')
-		n--;
-	if (n > max) {
-		bu_buf_consume(in, (size_t)(lf - in->data) + 1);
-		return -1;
-	}
-	*line_r = bu_arena_strndup(a, (const char *)in->data, n);
-	if (strlen(*line_r) != n) {
-		/* NUL inside */
-		bu_buf_consume(in, (size_t)(lf - in->data) + 1);
-		return -1;
-	}
+	if (ret <= 0)
+		return ret == 0 ? 0 : -1;
 	/* the line may be a SASL response carrying a password */
-	bu_wipe(in->data, (size_t)(lf - in->data));
-	bu_buf_consume(in, (size_t)(lf - in->data) + 1);
+	*line_r = bu_arena_strdup(a, line);
+	bu_wipe(line, strlen(line));
+	free(line);
 	return 1;
 }
 

@@ -96,30 +96,22 @@ static void pop3_input(void *sess)
 	size_t max = (size_t)pop3_max_line(s);
 
 	while (!s->quitting && !bu_conn_closing(s->conn) && in->len > 0) {
-		uint8_t *nl = memchr(in->data, '\n', in->len);
-		size_t linelen;
 		char *line;
+		int ret = bu_buf_take_line(in, max, &line);
 
-		if (nl == NULL) {
-			if (in->len > max) {
-				bu_conn_puts(s->conn, "-ERR command line too long\r\n");
-				bu_conn_close(s->conn, "line too long");
-				s->quitting = true;
-			}
+		if (ret == 0)
 			return;
-		}
-		linelen = (size_t)(nl - in->data);
-		if (linelen > 0 && in->data[linelen - 1] == '\r')
-			linelen--;
-		if (linelen > max) {
+		if (ret == -1) {
 			bu_conn_puts(s->conn, "-ERR command line too long\r\n");
 			bu_conn_close(s->conn, "line too long");
 			s->quitting = true;
 			return;
 		}
-		/* consume first: STLS discards the rest of the buffer */
-		line = bu_strndup((const char *)in->data, linelen);
-		bu_buf_consume(in, (size_t)(nl - in->data) + 1);
+		if (ret == -2) {
+			bu_conn_puts(s->conn, "-ERR invalid character in command\r\n");
+			continue;
+		}
+		/* the line is consumed before it runs: STLS discards the rest */
 		bool go_on = pop3_command(s, line, strlen(line));
 
 		free(line);

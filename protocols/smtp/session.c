@@ -157,30 +157,22 @@ static void smtp_input(void *sess)
 	size_t max = (size_t)bu_server_config(bu_conn_server(s->conn))->max_line;
 
 	while (!s->quitting && !bu_conn_closing(s->conn) && in->len > 0) {
-		uint8_t *nl = memchr(in->data, '\n', in->len);
-		size_t linelen;
 		char *line;
+		int ret = bu_buf_take_line(in, max, &line);
 
-		if (nl == NULL) {
-			if (in->len > max) {
-				bu_conn_puts(s->conn, "500 5.5.6 line too long\r\n");
-				bu_conn_close(s->conn, "line too long");
-				s->quitting = true;
-			}
+		if (ret == 0)
 			return;
-		}
-		linelen = (size_t)(nl - in->data);
-		if (linelen > 0 && in->data[linelen - 1] == '\r')
-			linelen--;
-		if (linelen > max) {
+		if (ret == -1) {
 			bu_conn_puts(s->conn, "500 5.5.6 line too long\r\n");
 			bu_conn_close(s->conn, "line too long");
 			s->quitting = true;
 			return;
 		}
-		/* consume first: STARTTLS discards the rest of the buffer */
-		line = bu_strndup((const char *)in->data, linelen);
-		bu_buf_consume(in, (size_t)(nl - in->data) + 1);
+		if (ret == -2) {
+			bu_conn_puts(s->conn, "500 5.5.2 invalid character in command\r\n");
+			continue;
+		}
+		/* the line is consumed before it runs: STARTTLS discards the rest */
 		bool go_on = smtp_command(s, line);
 
 		free(line);

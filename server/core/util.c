@@ -421,6 +421,36 @@ int bu_buf_append_str(struct bu_buf *b, const char *s)
 	return bu_buf_append(b, s, strlen(s));
 }
 
+int bu_buf_take_line(struct bu_buf *in, size_t max, char **line_r)
+{
+	const uint8_t *lf = in->len > 0 ? memchr(in->data, '\n', in->len) : NULL;
+	size_t n, used;
+
+	*line_r = NULL;
+	if (lf == NULL) {
+		if (in->len <= max)
+			return 0;
+		bu_wipe(in->data, in->len);
+		bu_buf_consume(in, in->len);
+		return -1;
+	}
+	used = (size_t)(lf - in->data) + 1;
+	n = used - 1;
+	if (n > 0 && in->data[n - 1] == '\r')
+		n--;
+	if (n > max || memchr(in->data, '\0', n) != NULL) {
+		int ret = n > max ? -1 : -2;
+
+		bu_wipe(in->data, used);
+		bu_buf_consume(in, used);
+		return ret;
+	}
+	*line_r = bu_strndup((const char *)in->data, n);
+	bu_wipe(in->data, used);
+	bu_buf_consume(in, used);
+	return 1;
+}
+
 int bu_buf_append_byte(struct bu_buf *b, uint8_t c)
 {
 	/* fast path: room for the byte and the spare NUL, within max (the

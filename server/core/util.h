@@ -96,6 +96,14 @@ int bu_buf_printf(struct bu_buf *b, const char *fmt, ...) BU_PRINTF(2, 3);
 int bu_buf_vprintf(struct bu_buf *b, const char *fmt, va_list ap);
 void bu_buf_consume(struct bu_buf *b, size_t n);         /* drop n bytes from the front */
 const char *bu_buf_cstr(const struct bu_buf *b);        /* "" when empty */
+/* Take one LF- or CRLF-terminated line from the front of `in` (the line
+ * protocols' reader: POP3, SMTP, IMAP continuation lines). 1 = *line_r is
+ * the line without its terminator (heap, NUL-terminated, caller frees),
+ * 0 = no complete line yet, -1 = the line is longer than max (consumed, or
+ * everything buffered when no LF came within max), -2 = the line contains a
+ * NUL byte (consumed). The consumed bytes are wiped: a line may carry a
+ * password. */
+int bu_buf_take_line(struct bu_buf *in, size_t max, char **line_r);
 char *bu_buf_steal(struct bu_buf *b, size_t *len_r);    /* caller frees; b is reset */
 
 /* ---- slices (borrowed, not NUL-terminated) ---------------------------- */

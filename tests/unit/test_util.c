@@ -444,6 +444,64 @@ static void test_buf_max(void)
 
 /* ---- slices and strings ------------------------------------------------ */
 
+/* bu_buf_take_line: CRLF and bare LF, partial lines, limits, NUL, and
+ * fed byte by byte */
+static void test_buf_take_line(void)
+{
+	struct bu_buf in;
+	char *line = NULL;
+	const char *feed = "USER a\r\nPASS b\nNOOP";
+
+	bu_buf_init(&in, 0);
+	bu_buf_append_str(&in, feed);
+	CHECK(bu_buf_take_line(&in, 100, &line) == 1);
+	CHECK_STR(line, "USER a");
+	free(line);
+	CHECK(bu_buf_take_line(&in, 100, &line) == 1);
+	CHECK_STR(line, "PASS b");
+	free(line);
+	CHECK(bu_buf_take_line(&in, 100, &line) == 0 && line == NULL);
+	CHECK(in.len == 4);
+	bu_buf_append_str(&in, "\r\n");
+	CHECK(bu_buf_take_line(&in, 100, &line) == 1);
+	CHECK_STR(line, "NOOP");
+	free(line);
+	CHECK(in.len == 0);
+
+	/* over the limit with and without a terminator */
+	bu_buf_append_str(&in, "0123456789\r\nnext\r\n");
+	CHECK(bu_buf_take_line(&in, 9, &line) == -1 && line == NULL);
+	CHECK(bu_buf_take_line(&in, 9, &line) == 1);
+	CHECK_STR(line, "next");
+	free(line);
+	CHECK(bu_buf_take_line(&in, 10, &line) == 0);
+	bu_buf_append_str(&in, "0123456789A");
+	CHECK(bu_buf_take_line(&in, 10, &line) == -1 && in.len == 0);
+	/* exactly max is fine; CR does not count */
+	bu_buf_append_str(&in, "0123456789\r\n");
+	CHECK(bu_buf_take_line(&in, 10, &line) == 1);
+	CHECK_STR(line, "0123456789");
+	free(line);
+
+	/* a NUL inside: refused, consumed, the next line still comes */
+	bu_buf_append(&in, "a\0b\r\nok\n", 8);
+	CHECK(bu_buf_take_line(&in, 100, &line) == -2 && line == NULL);
+	CHECK(bu_buf_take_line(&in, 100, &line) == 1);
+	CHECK_STR(line, "ok");
+	free(line);
+
+	/* byte by byte: nothing until the LF */
+	for (const char *p = "LIST 1\r\n"; *p != '\0'; p++) {
+		bu_buf_append_byte(&in, (uint8_t)*p);
+		int ret = bu_buf_take_line(&in, 100, &line);
+
+		CHECK(ret == (p[0] == '\n' ? 1 : 0));
+	}
+	CHECK_STR(line, "LIST 1");
+	free(line);
+	bu_buf_deinit(&in);
+}
+
 static void test_slices(void)
 {
 	static const struct {
@@ -633,6 +691,7 @@ int main(void)
 	test_arena_cleanups();
 	test_buf();
 	test_buf_max();
+	test_buf_take_line();
 	test_slices();
 	test_strings();
 	test_sanitize();
