@@ -60,8 +60,11 @@ int changelog_notify(struct bu_db *db, int64_t account_id, int64_t collection_id
 	struct i64str a = i64s(account_id), c = i64s(collection_id);
 	const char *params[2] = { a.s, c.s };
 
-	return bu_db_exec(db, "SELECT pg_notify('bureau', $1::text || ' ' || $2::text)",
-			  2, params);
+	if (bu_db_exec(db, "SELECT pg_notify('bureau', $1::text || ' ' || $2::text)",
+		       2, params) < 0)
+		return -1;
+	bu_db_note_change(db, account_id, collection_id);
+	return 0;
 }
 
 int changelog_tombstone(struct bu_db *db, int64_t account_id, int64_t collection_id,

@@ -111,28 +111,11 @@ PGresult *ms_query(struct bu_db *db, const char *sql, const struct ms_params *p)
 	return bu_db_query_bin(db, sql, p->n, p->v, p->len, p->fmt);
 }
 
-/* bu_db has no way to ask for binary results, and raw messages in text
- * format would travel hex-encoded (twice the bytes, plus decoding). Read
- * queries outside transactions run here on the same connection. */
+/* Raw messages in text format would travel hex-encoded (twice the bytes,
+ * plus decoding): these queries ask for binary results. */
 PGresult *ms_query_binres(struct bu_db *db, const char *sql, const struct ms_params *p)
 {
-	PGresult *r;
-	PGconn *conn;
-
-	if (bu_db_ensure(db) < 0)
-		return NULL;
-	conn = bu_db_pg(db);
-	r = PQexecParams(conn, sql, p->n, NULL, p->v, p->len, p->fmt, 1);
-	if (r == NULL || PQresultStatus(r) != PGRES_TUPLES_OK) {
-		const char *state = r != NULL ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
-		const char *msg = r != NULL ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : NULL;
-
-		bu_error("event=db.error sqlstate=%s msg=%s", state != NULL ? state : "-",
-			 bu_log_q(msg != NULL ? msg : PQerrorMessage(conn)));
-		PQclear(r);
-		return NULL;
-	}
-	return r;
+	return bu_db_query_fmt(db, sql, p->n, p->v, p->len, p->fmt, 1);
 }
 
 /* ---- results ------------------------------------------------------------ */

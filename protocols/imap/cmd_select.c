@@ -328,6 +328,7 @@ void imap_mailbox_sync(struct imap_cmd *cmd, struct bu_db *db, bool allow_expung
 	}
 	if (ret < 0) {
 		bu_warn("event=imap_sync_failed err=%d", ret);
+		x->sync_failed = true;
 		return;
 	}
 	/* expunges: those in our map */

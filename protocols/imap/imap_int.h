@@ -62,6 +62,12 @@ struct imap_sess {
 	bool watch_dirty; /* re-evaluate bu_conn_watch on I/O thread */
 	bool auth_cont;	  /* AUTHENTICATE waits for the client response */
 	bool sync_sel;	  /* SYNC task: report the selected mailbox */
+	bool sync_failed; /* imap_mailbox_sync could not read the changes */
+	/* the selected mailbox's owner had change generation gen (server/core
+	 * changes.c) before our last complete sync: while it stays the same,
+	 * there is nothing new to report and the sync query is skipped */
+	bool gen_valid;
+	uint64_t gen;
 	/* connection facts cached on the I/O thread (workers read these) */
 	bool tls;
 	bool loopback;

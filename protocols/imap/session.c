@@ -29,6 +29,7 @@
 #include "groupware/principal.h"
 #include "imap_int.h"
 #include "server/core/config.h"
+#include "server/core/db.h"
 #include "server/core/log.h"
 #include "server/core/metrics.h"
 
@@ -98,6 +99,33 @@ void imap_cmd_after(struct imap_cmd *cmd, imap_after_fn *fn)
 	imap_sess_of(cmd->s)->after = fn;
 }
 
+/*
+ * imap_mailbox_sync, remembering the owner's change generation loaded
+ * before the sync's snapshot when the sync went through.
+ */
+static void sync_mailbox(struct imap_sess *x, struct imap_cmd *cmd, struct bu_db *db, bool allow)
+{
+	struct imap_mailbox *mb = x->pub.sel;
+	uint64_t gen = bu_changes_gen(mb->owner_id);
+
+	x->sync_failed = false;
+	imap_mailbox_sync(cmd, db, allow);
+	x->gen_valid = !x->sync_failed && !x->mailbox_gone && x->pub.sel == mb;
+	x->gen = gen;
+}
+
+/*
+ * Nothing can have changed in the selected mailbox since the last sync:
+ * no committed write to its owner's account (nor a rights or principal
+ * change) in this process, nor one the hub has heard of from others, and
+ * no held-back expunges that may now be sent.
+ */
+static bool sync_unneeded(struct imap_sess *x, bool allow)
+{
+	return x->gen_valid && (x->n_held == 0 || !allow) &&
+	       bu_changes_gen(x->pub.sel->owner_id) == x->gen;
+}
+
 /* Insert the untagged updates of others' changes before the tagged reply. */
 static void sync_before_tagged(struct imap_sess *x, struct imap_cmd *cmd, struct bu_db *db)
 {
@@ -106,12 +134,16 @@ static void sync_before_tagged(struct imap_sess *x, struct imap_cmd *cmd, struct
 	size_t off = x->tag_off, tail_len;
 	uint8_t *tail;
 
+	if (sync_unneeded(x, allow)) {
+		x->synced = true;
+		return;
+	}
 	if (off > cmd->out.len)
 		off = cmd->out.len;
 	tail_len = cmd->out.len - off;
 	tail = bu_memdup(cmd->out.data + off, tail_len + 1);
 	cmd->out.len = off;
-	imap_mailbox_sync(cmd, db, allow);
+	sync_mailbox(x, cmd, db, allow);
 	x->tag_off = cmd->out.len;
 	bu_buf_append(&cmd->out, tail, tail_len);
 	free(tail);
@@ -128,7 +160,7 @@ static void run_unsolicited(struct imap_sess *x, struct bu_db *db)
 	if (s->sel != NULL && x->sync_sel) {
 		bool allow = s->idling || !imap_notify_selected_delayed(x);
 
-		imap_mailbox_sync(cmd, db, allow);
+		sync_mailbox(x, cmd, db, allow);
 	}
 	if (x->notify != NULL)
 		imap_notify_run(cmd, db);
@@ -147,6 +179,11 @@ static void task_run(struct bu_task *t, struct bu_db *db)
 	bu_assert(cmd != NULL && cmd->run != NULL);
 	cmd->again = false;
 	cmd->run(cmd, db);
+	if (x->synced) {
+		/* the command reported the mailbox itself (SELECT, CLOSE,
+		 * EXPUNGE...) or left it: the next command re-reads it */
+		x->gen_valid = false;
+	}
 	if (cmd->again)
 		return;
 	if (!cmd->done) {

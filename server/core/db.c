@@ -57,6 +57,8 @@ struct db_stmt {
 	char *sql;              /* private copy */
 };
 
+#define DB_PEND_MAX 8
+
 struct bu_db {
 	char *conninfo;
 	PGconn *conn;
@@ -75,6 +77,10 @@ struct bu_db {
 	unsigned int stmt_count;
 	uint32_t stmt_next_id;
 	uint64_t seen[DB_SEEN_SLOTS];
+	/* bu_db_note_change: applied at COMMIT */
+	int64_t pend[DB_PEND_MAX][2];
+	size_t n_pend;
+	bool pend_overflow;
 };
 
 static atomic_int db_connections;
@@ -425,6 +431,13 @@ PGresult *bu_db_query_bin(struct bu_db *db, const char *sql, int nparams,
 			  const char *const *params, const int *lengths,
 			  const int *formats)
 {
+	return bu_db_query_fmt(db, sql, nparams, params, lengths, formats, 0);
+}
+
+PGresult *bu_db_query_fmt(struct bu_db *db, const char *sql, int nparams,
+			  const char *const *params, const int *lengths,
+			  const int *formats, int result_format)
+{
 	PGresult *res = NULL;
 	PGTransactionStatusType tx_before;
 	ExecStatusType st;
@@ -447,7 +460,8 @@ PGresult *bu_db_query_bin(struct bu_db *db, const char *sql, int nparams,
 		prepared = db_stmt_get(db, sql, hash, nparams, name, sizeof(name), &res);
 	}
 	if (prepared && res == NULL) {
-		res = PQexecPrepared(db->conn, name, nparams, params, lengths, formats, 0);
+		res = PQexecPrepared(db->conn, name, nparams, params, lengths, formats,
+				     result_format);
 		if (res != NULL && PQresultStatus(res) == PGRES_FATAL_ERROR &&
 		    db_stmt_stale(res)) {
 			db_stmt_drop(db, sql, hash);
@@ -461,7 +475,7 @@ PGresult *bu_db_query_bin(struct bu_db *db, const char *sql, int nparams,
 	}
 	if (!prepared)
 		res = PQexecParams(db->conn, sql, nparams, NULL, params, lengths,
-				   formats, 0);
+				   formats, result_format);
 	bu_metric_observe("bureau_db_query_seconds", NULL,
 			  (double)(bu_mono_us() - start) / 1e6);
 	st = res != NULL ? PQresultStatus(res) : PGRES_FATAL_ERROR;
@@ -519,9 +533,44 @@ int bu_db_exec(struct bu_db *db, const char *sql, int nparams,
 	return 0;
 }
 
+static void db_pend_done(struct bu_db *db, bool ok);
+
 int bu_db_begin(struct bu_db *db)
 {
+	db_pend_done(db, false);
 	return bu_db_exec(db, "BEGIN", 0, NULL);
+}
+
+void bu_db_note_change(struct bu_db *db, int64_t account_id, int64_t collection_id)
+{
+	if (db->conn == NULL || PQtransactionStatus(db->conn) == PQTRANS_IDLE) {
+		bu_changes_bump(account_id, collection_id);
+		return;
+	}
+	for (size_t i = 0; i < db->n_pend; i++) {
+		if (db->pend[i][0] == account_id && db->pend[i][1] == collection_id)
+			return;
+	}
+	if (db->n_pend < DB_PEND_MAX) {
+		db->pend[db->n_pend][0] = account_id;
+		db->pend[db->n_pend][1] = collection_id;
+		db->n_pend++;
+	} else {
+		db->pend_overflow = true;
+	}
+}
+
+/* after the COMMIT (ok) or when the transaction is gone (!ok) */
+static void db_pend_done(struct bu_db *db, bool ok)
+{
+	if (ok) {
+		for (size_t i = 0; i < db->n_pend; i++)
+			bu_changes_bump(db->pend[i][0], db->pend[i][1]);
+		if (db->pend_overflow)
+			bu_changes_bump(0, 0);
+	}
+	db->n_pend = 0;
+	db->pend_overflow = false;
 }
 
 int bu_db_commit(struct bu_db *db)
@@ -530,20 +579,27 @@ int bu_db_commit(struct bu_db *db)
 
 	if (db->tx_lost) {
 		(void)db_tx_lost_call(db, "COMMIT");
+		db_pend_done(db, false);
 		return -1;
 	}
 	res = bu_db_query(db, "COMMIT", 0, NULL);
-	if (res == NULL)
+	if (res == NULL) {
+		/* the outcome is unknown: re-check everything */
+		db_pend_done(db, false);
+		bu_changes_bump(0, 0);
 		return -1;
+	}
 	/* COMMIT of a failed transaction "succeeds" as ROLLBACK */
 	if (strcmp(PQcmdStatus(res), "ROLLBACK") == 0) {
 		PQclear(res);
+		db_pend_done(db, false);
 		db_set_error(db, BU_DB_ERR_OTHER, NULL,
 			     "COMMIT of an aborted transaction rolled back");
 		db_log_error(db);
 		return -1;
 	}
 	PQclear(res);
+	db_pend_done(db, true);
 	return 0;
 }
 
@@ -556,6 +612,7 @@ void bu_db_rollback(struct bu_db *db)
 	/* keep the error of the statement that made the caller roll back */
 	memcpy(saved_msg, db->errmsg, sizeof(saved_msg));
 	memcpy(saved_state, db->sqlstate, sizeof(saved_state));
+	db_pend_done(db, false);
 	if (db->tx_lost) {
 		db->tx_lost = false;
 	} else if (db->conn != NULL && PQstatus(db->conn) == CONNECTION_OK &&

@@ -47,6 +47,10 @@ PGresult *bu_db_query(struct bu_db *db, const char *sql, int nparams,
 PGresult *bu_db_query_bin(struct bu_db *db, const char *sql, int nparams,
 			  const char *const *params, const int *lengths,
 			  const int *formats);
+/* the same with results in text (0) or binary (1) format */
+PGresult *bu_db_query_fmt(struct bu_db *db, const char *sql, int nparams,
+			  const char *const *params, const int *lengths,
+			  const int *formats, int result_format);
 /* Convenience: run and discard the result; 0 ok, -1 error. */
 int bu_db_exec(struct bu_db *db, const char *sql, int nparams,
 	       const char *const *params);
@@ -104,5 +108,23 @@ struct bu_hub *bu_hub_start(const char *conninfo, struct bu_server *srv);
 uint64_t bu_hub_subscribe(struct bu_hub *hub, int64_t account_id, bu_hub_fn *fn, void *ctx);
 void bu_hub_unsubscribe(struct bu_hub *hub, uint64_t handle);
 void bu_hub_stop(struct bu_hub **hub);
+
+/* ---- change generations (changes.c) -------------------------------- */
+/*
+ * A counter per account (hashed), bumped after a committed write to it in
+ * this process and for every notification the hub receives. A reader that
+ * loaded the same value before its snapshot and again later knows that no
+ * write to the account has committed in between (other processes: up to the
+ * hub's delivery delay). collection_id 0 (principal changes, the hub's
+ * broadcast after a reconnect) bumps every account.
+ */
+uint64_t bu_changes_gen(int64_t account_id);
+void bu_changes_bump(int64_t account_id, int64_t collection_id);
+/*
+ * changelog_notify() tells the connection what it changed: applied with
+ * bu_changes_bump after the COMMIT succeeds (at once outside a
+ * transaction), dropped on ROLLBACK.
+ */
+void bu_db_note_change(struct bu_db *db, int64_t account_id, int64_t collection_id);
 
 #endif

@@ -129,6 +129,8 @@ static void hub_compact(struct bu_hub *hub)
 /* account_id 0 = broadcast after a reconnect */
 static void hub_dispatch(struct bu_hub *hub, int64_t account_id, int64_t collection_id)
 {
+	/* before waking anyone: a woken session must see the new generation */
+	bu_changes_bump(account_id, collection_id);
 	if (hub->srv != NULL)
 		bu_server_notify(hub->srv, account_id, collection_id);
 
