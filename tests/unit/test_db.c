@@ -693,6 +693,51 @@ static void test_hub(void)
 	CHECK(bu_mono_ms() - t0 < 3000);
 }
 
+/* ---- change generations --------------------------------------------------- */
+
+/* bumped after COMMIT, never for a rolled-back change, at once outside a
+ * transaction; a collection-less change moves every account */
+static void test_changes(void)
+{
+	struct bu_db *db = bu_db_create(test_conninfo);
+	uint64_t g7, g8;
+
+	CHECK(bu_db_ensure(db) == 0);
+	g7 = bu_changes_gen(7001);
+	g8 = bu_changes_gen(7002);
+
+	CHECK(bu_db_begin(db) == 0);
+	bu_db_note_change(db, 7001, 5);
+	CHECK(bu_changes_gen(7001) == g7);   /* not before the COMMIT */
+	CHECK(bu_db_commit(db) == 0);
+	CHECK(bu_changes_gen(7001) > g7);
+	g7 = bu_changes_gen(7001);
+
+	CHECK(bu_db_begin(db) == 0);
+	bu_db_note_change(db, 7001, 5);
+	bu_db_rollback(db);
+	CHECK(bu_changes_gen(7001) == g7);   /* rolled back: nothing */
+	CHECK(bu_db_begin(db) == 0);
+	CHECK(bu_db_commit(db) == 0);
+	CHECK(bu_changes_gen(7001) == g7);   /* and not at a later COMMIT */
+
+	/* a failed COMMIT (aborted transaction) bumps nothing of its own */
+	CHECK(bu_db_begin(db) == 0);
+	bu_db_note_change(db, 7001, 5);
+	bu_db_expect(db, BU_DB_ERR_OTHER);
+	CHECK(bu_db_exec(db, "SELECT 1/0", 0, NULL) == -1);
+	CHECK(bu_db_commit(db) == -1);
+	CHECK(bu_changes_gen(7001) == g7);
+
+	bu_db_note_change(db, 7001, 5);      /* outside a transaction */
+	CHECK(bu_changes_gen(7001) == g7 + 1);
+
+	g8 = bu_changes_gen(7002);
+	bu_changes_bump(7001, 0);             /* principal-level change */
+	CHECK(bu_changes_gen(7002) > g8);
+	bu_db_destroy(&db);
+}
+
 /* ---- connection options ------------------------------------------------- */
 
 /* the value libpq uses for key on c, or "" */
@@ -1089,6 +1134,7 @@ int main(void)
 	test_prepared();
 	test_migrate();
 	test_hub();
+	test_changes();
 	test_conn_options();
 	test_hub_silent_server();
 	test_hub_server();
