@@ -25,6 +25,17 @@
  *    are counted under 'acct:<login>' too, so that throttling does not tell
  *    either. Disabled accounts fail (AUTH_DISABLED) and count as failures.
  *
+ * Verified-password cache: verifying a yescrypt hash costs ~20 ms of CPU
+ * by design, and clients log in often (IMAP clients open a connection per
+ * folder, ActiveSync sends credentials with every request). A successful
+ * verification is remembered as HMAC-SHA256(process secret, account id,
+ * stored hash, password) for auth.cache_ttl seconds; a later login whose
+ * MAC is in the cache skips the hash function. Neither the password nor a
+ * plain digest of it is kept, the secret is random per process, a changed
+ * password (a new stored hash) or a removed app password never matches,
+ * and only successes are cached, so throttling and failure counting are
+ * unchanged. auth.cache_ttl = 0 turns it off.
+ *
  * Every attempt logs one line (event=auth proto= mech= user= ip= result=)
  * and counts bureau_auth_total{proto,result}.
  */
@@ -34,6 +45,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
+#include <pthread.h>
 
 #include "groupware/auth.h"
 #include "server/core/db.h"
@@ -45,6 +62,104 @@
 /* yescrypt (libxcrypt default cost) of a random string nobody knows */
 static const char dummy_hash[] =
 	"$y$j9T$VQZqVQ00xx7Ltr7eg1xz20$Urhb6d0xaWIvo5Vea9H0wH..bP3FckWg.LSzUAgx946";
+
+/* ---- verified-password cache ----------------------------------------- */
+
+#define AUTH_CACHE_SLOTS 4096
+
+struct auth_cache_entry {
+	uint8_t mac[32];
+	int64_t expires_ms;   /* 0: empty */
+};
+
+static pthread_mutex_t auth_cache_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct auth_cache_entry auth_cache[AUTH_CACHE_SLOTS];
+static uint8_t auth_cache_secret[32];
+static bool auth_cache_keyed;
+static int auth_cache_ttl_s;
+
+void auth_cache_configure(int ttl_seconds)
+{
+	pthread_mutex_lock(&auth_cache_lock);
+	if (!auth_cache_keyed && ttl_seconds > 0) {
+		if (RAND_bytes(auth_cache_secret, sizeof(auth_cache_secret)) == 1)
+			auth_cache_keyed = true;
+		else
+			ttl_seconds = 0;   /* no secret, no cache */
+	}
+	auth_cache_ttl_s = ttl_seconds > 0 ? ttl_seconds : 0;
+	memset(auth_cache, 0, sizeof(auth_cache));
+	pthread_mutex_unlock(&auth_cache_lock);
+}
+
+/* false when the cache is off */
+static bool auth_cache_mac(int64_t account_id, const char *hash, const char *password,
+			   uint8_t mac[32])
+{
+	size_t hlen = strlen(hash), plen = strlen(password), n = 8 + hlen + 1 + plen;
+	unsigned int len = 32;
+	uint8_t *msg;
+	bool ok;
+
+	if (auth_cache_ttl_s <= 0)
+		return false;
+	msg = bu_malloc(n);
+	for (int i = 0; i < 8; i++)
+		msg[i] = (uint8_t)((uint64_t)account_id >> (8 * i));
+	memcpy(msg + 8, hash, hlen + 1);
+	memcpy(msg + 8 + hlen + 1, password, plen);
+	ok = HMAC(EVP_sha256(), auth_cache_secret, sizeof(auth_cache_secret), msg, n, mac,
+		  &len) != NULL && len == 32;
+	OPENSSL_cleanse(msg, n);
+	free(msg);
+	return ok;
+}
+
+static size_t auth_cache_slot(const uint8_t mac[32])
+{
+	return ((size_t)mac[0] | (size_t)mac[1] << 8) % AUTH_CACHE_SLOTS;
+}
+
+static bool auth_cache_hit(const uint8_t mac[32])
+{
+	struct auth_cache_entry *e = &auth_cache[auth_cache_slot(mac)];
+	int64_t now = bu_mono_ms();
+	bool hit;
+
+	pthread_mutex_lock(&auth_cache_lock);
+	hit = e->expires_ms > now && CRYPTO_memcmp(e->mac, mac, 32) == 0;
+	pthread_mutex_unlock(&auth_cache_lock);
+	return hit;
+}
+
+static void auth_cache_put(const uint8_t mac[32])
+{
+	struct auth_cache_entry *e = &auth_cache[auth_cache_slot(mac)];
+
+	pthread_mutex_lock(&auth_cache_lock);
+	if (auth_cache_ttl_s > 0) {
+		memcpy(e->mac, mac, 32);
+		e->expires_ms = bu_mono_ms() + (int64_t)auth_cache_ttl_s * 1000;
+	}
+	pthread_mutex_unlock(&auth_cache_lock);
+}
+
+/* password against one stored hash, through the cache */
+static bool verify_cached(int64_t account_id, const char *password, const char *hash)
+{
+	uint8_t mac[32];
+	bool cacheable = auth_cache_mac(account_id, hash, password, mac);
+
+	if (cacheable && auth_cache_hit(mac)) {
+		bu_metric_add("bureau_auth_cache_hits_total", 1);
+		return true;
+	}
+	if (!password_verify(password, hash))
+		return false;
+	if (cacheable)
+		auth_cache_put(mac);
+	return true;
+}
 
 static const char *result_name(enum auth_result r)
 {
@@ -240,7 +355,7 @@ enum auth_result auth_authenticate(struct bu_db *db, struct bu_arena *a,
 		if (res == NULL)
 			return finish(req, AUTH_TEMPFAIL);
 		for (int i = 0; i < PQntuples(res) && matched < 0; i++) {
-			if (password_verify(password, PQgetvalue(res, i, 1)))
+			if (verify_cached(p->id, password, PQgetvalue(res, i, 1)))
 				matched = strtoll(PQgetvalue(res, i, 0), NULL, 10);
 		}
 		if (PQntuples(res) == 0)

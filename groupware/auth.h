@@ -38,6 +38,10 @@ struct auth_request {
 enum auth_result auth_authenticate(struct bu_db *db, struct bu_arena *a,
 				   const struct auth_request *req, struct principal **p_r);
 
+/* Verified-password cache lifetime in seconds (0 = off, the default until
+ * called); also empties the cache. bureaud calls it with auth.cache_ttl. */
+void auth_cache_configure(int ttl_seconds);
+
 /* ---- hashing (password.c) ---- */
 /* scheme: "yescrypt" (default, $y$), "sha512" ($6$), "bcrypt" ($2b$).
  * Returns heap string, NULL on failure. */

@@ -42,6 +42,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "groupware/auth.h"
 #include "server/core/config.h"
 #include "server/core/db.h"
 #include "server/core/log.h"
@@ -616,6 +617,7 @@ int main(int argc, char **argv)
 	}
 	bu_log_ctx_set("component=main");
 	bu_info("event=start pid=%ld config=%s", (long)getpid(), bu_log_q(o.config_path));
+	auth_cache_configure(b.cfg.auth_cache_ttl);
 
 	/* who we become */
 	if (geteuid() == 0 && b.cfg.user != NULL && b.cfg.user[0] != '\0') {

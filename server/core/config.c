@@ -140,6 +140,9 @@ static const struct key_def keys[] = {
 	  NULL },
 	{ "auth.fail_window", KEY_INT, OFF(auth_fail_window), "300", 1, 86400, NULL,
 	  "seconds over which failed logins are counted", NULL },
+	{ "auth.cache_ttl", KEY_INT, OFF(auth_cache_ttl), "300", 0, 86400, NULL,
+	  "seconds a successful password check is remembered (as a keyed MAC, never the "
+	  "password) so that the next login skips the slow hash; 0 = always hash", NULL },
 	{ "quota.storage", KEY_SIZE64, OFF(default_quota_storage), "0", 0, INT64_MAX, NULL,
 	  "default storage quota per account, bytes (K/M/G/T suffixes allowed); 0 = unlimited",
 	  NULL },

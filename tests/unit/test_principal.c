@@ -12,6 +12,7 @@
 #include "groupware/collection.h"
 #include "groupware/principal.h"
 #include "server/core/log.h"
+#include "server/core/metrics.h"
 #include "tests/unit/gwtest.h"
 
 static struct bu_db *db;
@@ -464,6 +465,67 @@ static void test_auth(void)
 	GW_CHECK(t_unknown * 2 > t_known && t_known * 2 > t_unknown);
 }
 
+/* bureau_auth_cache_hits_total from the metrics page */
+static long long cache_hits(void)
+{
+	struct bu_buf b;
+	const char *v;
+	long long n = 0;
+
+	bu_buf_init(&b, 0);
+	bu_metrics_render(&b);
+	v = strstr(bu_buf_cstr(&b), "\nbureau_auth_cache_hits_total ");
+	if (v != NULL)
+		n = strtoll(v + strlen("\nbureau_auth_cache_hits_total "), NULL, 10);
+	bu_buf_deinit(&b);
+	return n;
+}
+
+/* The verified-password cache saves the hash, never a decision: wrong
+ * passwords, changed passwords, disabled accounts and throttling behave
+ * as without it. */
+static void test_auth_cache(void)
+{
+	struct principal *p;
+	const char *err = NULL;
+	long long h0;
+
+	auth_cache_configure(300);
+	GW_CHECK(domain_add(db, "ca.test", &err) == 1);
+	add("c@ca.test", PRINCIPAL_USER, "cached-pass");
+	h0 = cache_hits();
+	GW_CHECK(auth("c@ca.test", "cached-pass", "192.0.2.60", 3, &p) == AUTH_OK);
+	GW_CHECK(cache_hits() == h0);                 /* first: hashed */
+	GW_CHECK(auth("c@ca.test", "cached-pass", "192.0.2.60", 3, &p) == AUTH_OK &&
+		 p != NULL && strcmp(p->address, "c@ca.test") == 0);
+	GW_CHECK(cache_hits() == h0 + 1);             /* second: cached */
+	GW_CHECK(auth("c@ca.test", "cached-pasS", "192.0.2.60", 3, &p) == AUTH_FAILED);
+	GW_CHECK(auth("c@ca.test", "cached-pas", "192.0.2.60", 3, &p) == AUTH_FAILED);
+	GW_CHECK(cache_hits() == h0 + 1);
+
+	/* disabled: the cached password does not let it in */
+	GW_CHECK(principal_set_disabled(db, "c@ca.test", true, &err) == 1);
+	GW_CHECK(auth("c@ca.test", "cached-pass", "192.0.2.61", 10, &p) == AUTH_DISABLED);
+	GW_CHECK(principal_set_disabled(db, "c@ca.test", false, &err) == 1);
+
+	/* changed password: the old one fails at once */
+	GW_CHECK(principal_set_password(db, "c@ca.test", "new-cached-pass", "yescrypt", 8, &err) == 1);
+	GW_CHECK(auth("c@ca.test", "cached-pass", "192.0.2.62", 10, &p) == AUTH_FAILED);
+	GW_CHECK(auth("c@ca.test", "new-cached-pass", "192.0.2.62", 10, &p) == AUTH_OK);
+
+	/* throttled: refused before any password is looked at */
+	for (int i = 0; i < 3; i++)
+		GW_CHECK(auth("c@ca.test", "wrong", "192.0.2.63", 3, &p) == AUTH_FAILED);
+	GW_CHECK(auth("c@ca.test", "new-cached-pass", "192.0.2.63", 3, &p) == AUTH_THROTTLED);
+
+	/* off: nothing is remembered */
+	auth_cache_configure(0);
+	h0 = cache_hits();
+	GW_CHECK(auth("c@ca.test", "new-cached-pass", "192.0.2.64", 0, &p) == AUTH_OK);
+	GW_CHECK(auth("c@ca.test", "new-cached-pass", "192.0.2.64", 0, &p) == AUTH_OK);
+	GW_CHECK(cache_hits() == h0);
+}
+
 /* Throttling cannot be side-stepped by writing the login or the client
  * address another way. */
 static void test_auth_variants(void)
@@ -578,6 +640,7 @@ int main(void)
 	test_members();
 	test_app_passwords();
 	test_auth();
+	test_auth_cache();
 	test_auth_variants();
 	test_remove();
 	bu_arena_destroy(&ar);
