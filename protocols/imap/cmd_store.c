@@ -23,6 +23,7 @@
 #include "fetch.h"
 #include "groupware/acl.h"
 #include "groupware/mailstore.h"
+#include "server/core/db.h"
 #include "server/core/log.h"
 
 bool imap_uid_in(const uint32_t *v, size_t n, uint32_t uid)
@@ -145,10 +146,13 @@ void imap_absorb_own_changes(struct imap_cmd *cmd, struct bu_db *db,
 	struct imap_mailbox *mb = s->sel;
 	struct ms_changes ch;
 	struct ms_msg *sorted;
+	uint64_t gen;
 	size_t i;
 
 	if (mb == NULL || n_mine == 0)
 		return;
+	/* loaded before the snapshot: see sync_mailbox() in session.c */
+	gen = bu_changes_gen(mb->owner_id);
 	if (ms_mailbox_changes(db, cmd->a, s->user_id, mb->owner_id, mb->collection_id,
 			       mb->highestmodseq, &ch) < 0)
 		return;
@@ -176,6 +180,10 @@ void imap_absorb_own_changes(struct imap_cmd *cmd, struct bu_db *db,
 		mb->highestmodseq = ch.highestmodseq;
 	if (ch.uidnext > mb->uidnext)
 		mb->uidnext = ch.uidnext;
+	/* everything up to that snapshot is ours and reported: the sync
+	 * after the command has nothing to add unless more changes come */
+	imap_sess_of(s)->gen = gen;
+	imap_sess_of(s)->gen_valid = true;
 }
 
 /* ---- STORE ------------------------------------------------------------- */
