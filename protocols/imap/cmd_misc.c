@@ -3,8 +3,9 @@
  * NAMESPACE (RFC 2342) and COMPRESS (RFC 4978).
  *
  * NOOP and CHECK in the selected state go to a worker only so that the
- * framework reports what others changed meanwhile; CHECK has nothing to
- * flush (every write is committed when its command completes).
+ * framework reports what others changed meanwhile, and only when something
+ * may have changed (imap_sync_unneeded); CHECK has nothing to flush (every
+ * write is committed when its command completes).
  * ID logs the client's name and version and answers with ours; the
  * client's values are size-checked as RFC 2971 3.3 asks.
  */
@@ -27,7 +28,7 @@ static void noop_or_check(struct imap_cmd *cmd)
 		imap_reply_bad(cmd, "%s takes no arguments", cmd->name);
 		return;
 	}
-	if (cmd->s->sel != NULL) {
+	if (cmd->s->sel != NULL && !imap_sync_unneeded(imap_sess_of(cmd->s), true)) {
 		imap_cmd_submit(cmd, noop_run);
 		return;
 	}

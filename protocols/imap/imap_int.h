@@ -92,6 +92,10 @@ static inline struct imap_sess *imap_sess_of(struct imap_session *s)
 }
 
 /* ---- session.c ---- */
+/* Nothing new can be reported for the selected mailbox (its owner's change
+ * generation has not moved since the last sync, and no held-back expunges
+ * are due when allow_expunge): the sync query may be skipped. Any thread. */
+bool imap_sync_unneeded(struct imap_sess *x, bool allow_expunge);
 /* Write cmd->out to the connection now (before STARTTLS/COMPRESS). */
 void imap_cmd_flush(struct imap_cmd *cmd);
 /* Run fn on the I/O thread after the worker half of cmd finished. */

@@ -120,7 +120,7 @@ static void sync_mailbox(struct imap_sess *x, struct imap_cmd *cmd, struct bu_db
  * change) in this process, nor one the hub has heard of from others, and
  * no held-back expunges that may now be sent.
  */
-static bool sync_unneeded(struct imap_sess *x, bool allow)
+bool imap_sync_unneeded(struct imap_sess *x, bool allow)
 {
 	return x->gen_valid && (x->n_held == 0 || !allow) &&
 	       bu_changes_gen(x->pub.sel->owner_id) == x->gen;
@@ -134,7 +134,7 @@ static void sync_before_tagged(struct imap_sess *x, struct imap_cmd *cmd, struct
 	size_t off = x->tag_off, tail_len;
 	uint8_t *tail;
 
-	if (sync_unneeded(x, allow)) {
+	if (imap_sync_unneeded(x, allow)) {
 		x->synced = true;
 		return;
 	}
