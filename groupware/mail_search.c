@@ -42,26 +42,74 @@ static void ms_search_flags(struct ms_search_ctx *ctx, struct bu_buf *sql,
 
 /* ---- HEADER on fields that are not stored ----------------------------- */
 
-static int ms_load_headers(struct ms_search_ctx *ctx)
+/* A header block whose search text may have been cut at
+ * MS_HEADER_TEXT_MAX: decoding and UTF-8 repair make the text at most about
+ * three times the raw block (an invalid byte becomes U+FFFD), so blocks of
+ * a quarter of that limit or longer are always read. */
+#define MS_HDR_PREFILTER_MAX ((int64_t)(MS_HEADER_TEXT_MAX / 4))
+
+/* Can mail_blobs.header_text (the root's decoded header values, folds
+ * removed as in ms_header_match) rule a message out for this needle? Only
+ * for printable ASCII without spaces, so that unfolding, UTF-8 repair and
+ * encoded-word decoding cannot make the two texts differ around a match,
+ * and of three characters or more, the least the trigram index can use. */
+static bool ms_header_prefilter_ok(const char *needle)
+{
+	size_t n = 0;
+
+	for (; *needle != '\0'; needle++, n++) {
+		if ((unsigned char)*needle <= 0x20 || (unsigned char)*needle >= 0x7f)
+			return false;
+	}
+	return n >= 3;
+}
+
+/* Root header blocks of the folder (uid, block; binary), all of them or,
+ * with a needle, those whose search text contains it (plus any long block,
+ * see MS_HDR_PREFILTER_MAX). The unfiltered set is kept for later HEADER
+ * criteria of the same search. */
+static PGresult *ms_load_headers(struct ms_search_ctx *ctx, const char *needle)
 {
 	struct ms_params p;
+	PGresult *r;
 
-	if (ctx->hdrs_loaded)
-		return 0;
+	if (needle == NULL && ctx->hdrs_loaded)
+		return ctx->hdrs;
 	ms_params_init(&p, ctx->a);
 	ms_param_i64(&p, ctx->owner_id);
 	ms_param_i64(&p, ctx->collection_id);
-	ctx->hdrs = ms_query_binres(ctx->db,
+	if (needle == NULL) {
+		r = ms_query_binres(ctx->db,
 				    "SELECT m.uid, substring(b.data from 1 for m.hdr_len)"
 				    " FROM mail_messages m JOIN mail_blobs b"
 				    " ON b.account_id = m.account_id AND b.sha256 = m.blob"
+				    " WHERE m.account_id = $1 AND m.collection_id = $2", &p);
+	} else {
+		ms_param(&p, ms_like_pattern(ctx->a, needle));
+		ms_param_i64(&p, MS_HDR_PREFILTER_MAX);
+		/* the trigram index finds the candidates; the long blocks come
+		 * from the covering index (mail_messages_search) */
+		r = ms_query_binres(ctx->db,
+				    "SELECT m.uid, substring(b.data from 1 for m.hdr_len)"
+				    " FROM mail_blobs b JOIN mail_messages m"
+				    " ON m.account_id = b.account_id AND m.blob = b.sha256"
+				    " WHERE b.account_id = $1 AND m.collection_id = $2"
+				    " AND b.header_text ILIKE $3"
+				    " UNION ALL"
+				    " SELECT m.uid, substring(b.data from 1 for m.hdr_len)"
+				    " FROM mail_messages m JOIN mail_blobs b"
+				    " ON b.account_id = m.account_id AND b.sha256 = m.blob"
 				    " WHERE m.account_id = $1 AND m.collection_id = $2"
-				    " ORDER BY m.uid", &p);
-	if (ctx->hdrs == NULL)
-		return MS_ERR;
-	ms_arena_own_result(ctx->a, ctx->hdrs);
-	ctx->hdrs_loaded = true;
-	return 0;
+				    " AND m.hdr_len >= $4 AND NOT b.header_text ILIKE $3", &p);
+	}
+	if (r == NULL)
+		return NULL;
+	ms_arena_own_result(ctx->a, r);
+	if (needle == NULL) {
+		ctx->hdrs = r;
+		ctx->hdrs_loaded = true;
+	}
+	return r;
 }
 
 /* case-insensitive (ASCII) substring */
@@ -140,20 +188,22 @@ static bool ms_header_match(struct bu_arena *a, const uint8_t *h, size_t len,
 static int ms_header_fallback(struct ms_search_ctx *ctx, const char *name,
 			      const char *needle, struct bu_buf *sql, struct ms_params *p)
 {
+	PGresult *hdrs;
 	uint32_t *uids;
 	size_t n = 0;
 	int rows;
 
-	if (ms_load_headers(ctx) < 0)
+	hdrs = ms_load_headers(ctx, ms_header_prefilter_ok(needle) ? needle : NULL);
+	if (hdrs == NULL)
 		return MS_ERR;
-	rows = PQntuples(ctx->hdrs);
+	rows = PQntuples(hdrs);
 	uids = bu_arena_alloc(ctx->a, bu_size_mul((size_t)rows + 1, sizeof(uint32_t)));
 	for (int i = 0; i < rows; i++) {
-		const uint8_t *h = (const uint8_t *)PQgetvalue(ctx->hdrs, i, 1);
-		size_t len = (size_t)PQgetlength(ctx->hdrs, i, 1);
+		const uint8_t *h = (const uint8_t *)PQgetvalue(hdrs, i, 1);
+		size_t len = (size_t)PQgetlength(hdrs, i, 1);
 
 		if (ms_header_match(ctx->a, h, len, name, needle))
-			uids[n++] = (uint32_t)ms_bin_i64(ctx->hdrs, i, 0);
+			uids[n++] = (uint32_t)ms_bin_i64(hdrs, i, 0);
 	}
 	bu_buf_printf(sql, "m.uid = ANY ($%d::bigint[])", ms_param_uids(p, uids, n));
 	return 0;
@@ -363,7 +413,13 @@ int ms_search_where(struct ms_search_ctx *ctx, const struct ms_search *q,
 
 /* ---- SEARCH / SORT ------------------------------------------------------ */
 
-static const char *ms_sort_expr(enum ms_sort_key key)
+/* Characters of the stored sort keys m.subject_key and m.from_key
+ * (schema/003_search.sql). */
+#define MS_SORT_KEY_CHARS 200
+
+/* The ORDER BY expression of a key. exact: the whole lower-cased value
+ * instead of the stored prefix (see ms_sort_prefix_ties). */
+static const char *ms_sort_expr(enum ms_sort_key key, bool exact)
 {
 	switch (key) {
 	case MSK_ARRIVAL:
@@ -373,11 +429,11 @@ static const char *ms_sort_expr(enum ms_sort_key key)
 	case MSK_DATE:
 		return "coalesce(m.sent_date, m.internaldate)";
 	case MSK_FROM:
-		return "lower(m.from_sort) COLLATE \"C\"";
+		return exact ? "lower(m.from_sort) COLLATE \"C\"" : "m.from_key";
 	case MSK_SIZE:
 		return "m.size";
 	case MSK_SUBJECT:
-		return "lower(m.base_subject) COLLATE \"C\"";
+		return exact ? "lower(m.base_subject) COLLATE \"C\"" : "m.subject_key";
 	case MSK_TO:
 		return "lower(m.to_sort) COLLATE \"C\"";
 	case MSK_DISPLAYFROM:
@@ -388,15 +444,220 @@ static const char *ms_sort_expr(enum ms_sort_key key)
 	return NULL;
 }
 
+static bool ms_sort_is_prefix(enum ms_sort_key key)
+{
+	return key == MSK_SUBJECT || key == MSK_FROM;
+}
+
+static int ms_cstr_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* characters of UTF-8 text, up to max */
+static size_t ms_utf8_chars(const char *s, size_t max)
+{
+	size_t n = 0;
+
+	for (; *s != '\0' && n < max; s++)
+		n += ((unsigned char)*s & 0xc0) != 0x80;
+	return n;
+}
+
+/* A stored key of MS_SORT_KEY_CHARS characters may be cut, and two such
+ * keys with the same prefix may order differently as whole values: does
+ * column col (text, binary or not; NULL = short key) hold a tie? */
+static bool ms_sort_prefix_ties(struct bu_arena *a, const PGresult *r, int col)
+{
+	int rows = PQntuples(r), n = 0;
+	char **v;
+
+	for (int i = 0; i < rows; i++)
+		n += !PQgetisnull(r, i, col) && PQgetlength(r, i, col) >= MS_SORT_KEY_CHARS;
+	if (n < 2)
+		return false;
+	v = bu_arena_alloc(a, bu_size_mul((size_t)n, sizeof(*v)));
+	n = 0;
+	for (int i = 0; i < rows; i++) {
+		const char *k;
+
+		if (PQgetisnull(r, i, col) || PQgetlength(r, i, col) < MS_SORT_KEY_CHARS)
+			continue;
+		k = PQgetvalue(r, i, col);
+		if (ms_utf8_chars(k, MS_SORT_KEY_CHARS) >= MS_SORT_KEY_CHARS)
+			v[n++] = (char *)k;
+	}
+	qsort(v, (size_t)n, sizeof(*v), ms_cstr_cmp);
+	for (int i = 1; i < n; i++) {
+		if (strcmp(v[i - 1], v[i]) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* SELECT for the condition in where and the sort keys; with !exact, one
+ * more column per prefix key (ms_sort_prefix_ties). */
+static int ms_search_sql(struct bu_buf *sql, const char *where, const struct ms_sort *sort,
+			 size_t n_sort, bool exact)
+{
+	bu_buf_append_str(sql, "SELECT m.uid");
+	for (size_t i = 0; i < n_sort && !exact; i++) {
+		if (ms_sort_is_prefix(sort[i].key))
+			bu_buf_printf(sql, ", CASE WHEN octet_length(%s) >= %d THEN %s END",
+				      ms_sort_expr(sort[i].key, false), MS_SORT_KEY_CHARS,
+				      ms_sort_expr(sort[i].key, false));
+	}
+	bu_buf_append_str(sql, " FROM mail_messages m"
+			  " WHERE m.account_id = $1 AND m.collection_id = $2 AND ");
+	bu_buf_append_str(sql, where);
+	bu_buf_append_str(sql, " ORDER BY ");
+	for (size_t i = 0; i < n_sort; i++) {
+		const char *e = ms_sort_expr(sort[i].key, exact);
+
+		if (e == NULL)
+			return MS_ERR;
+		bu_buf_printf(sql, "%s%s, ", e, sort[i].reverse ? " DESC" : "");
+	}
+	/* RFC 5256: ties are broken by sequence number, i.e. UID ascending */
+	bu_buf_append_str(sql, "m.uid");
+	return 0;
+}
+
+/* binary int8 without the NULL check of ms_bin_i64 (uid is NOT NULL) */
+static uint32_t ms_bin_uid(const PGresult *r, int row)
+{
+	const uint8_t *v = (const uint8_t *)PQgetvalue(r, row, 0);
+
+	return (uint32_t)v[4] << 24 | (uint32_t)v[5] << 16 | (uint32_t)v[6] << 8 | v[7];
+}
+
+/* ---- sorting here ---------------------------------------------------------
+ * Sorting 10,000 rows costs PostgreSQL more than reading them from the
+ * covering index, so for the keys that index holds the rows come unsorted
+ * and are sorted here, with the same order: numbers as signed integers,
+ * text keys (the stored "C"-collated prefixes) bytewise, DESC for REVERSE
+ * (none of these keys can be NULL), then UID ascending. */
+
+#define MS_CSORT_MAX 4
+
+struct ms_csort {
+	size_t n;
+	bool text[MS_CSORT_MAX], reverse[MS_CSORT_MAX];
+};
+
+struct ms_crow {
+	const struct ms_csort *cs;
+	uint32_t uid;
+	union {
+		int64_t i;
+		const char *s;
+	} k[MS_CSORT_MAX];
+};
+
+static const char *ms_csort_expr(enum ms_sort_key key)
+{
+	switch (key) {
+	case MSK_ARRIVAL:
+	case MSK_DATE:
+	case MSK_SIZE:
+	case MSK_SUBJECT:
+	case MSK_FROM:
+		return ms_sort_expr(key, false);
+	default:
+		return NULL;
+	}
+}
+
+static int ms_crow_cmp(const void *pa, const void *pb)
+{
+	const struct ms_crow *a = *(const struct ms_crow *const *)pa;
+	const struct ms_crow *b = *(const struct ms_crow *const *)pb;
+	const struct ms_csort *cs = a->cs;
+
+	for (size_t i = 0; i < cs->n; i++) {
+		int c;
+
+		if (cs->text[i])
+			c = strcmp(a->k[i].s, b->k[i].s);
+		else
+			c = a->k[i].i < b->k[i].i ? -1 : a->k[i].i > b->k[i].i ? 1 : 0;
+		if (c != 0)
+			return cs->reverse[i] ? (c < 0 ? 1 : -1) : c;
+	}
+	return a->uid < b->uid ? -1 : a->uid > b->uid ? 1 : 0;
+}
+
+/* 1 sorted (*uids_r, *n_r), 0 not possible here (keys not held by the
+ * index, or prefix ties: sort in SQL on the whole values), MS_ERR. */
+static int ms_search_csort(struct bu_db *db, struct bu_arena *a, const char *where,
+			   const struct ms_params *p, const struct ms_sort *sort, size_t n_sort,
+			   uint32_t **uids_r, size_t *n_r)
+{
+	struct ms_csort *cs;
+	struct ms_crow *rows, **order;
+	struct bu_buf sql;
+	PGresult *r;
+	int n;
+
+	if (n_sort == 0 || n_sort > MS_CSORT_MAX)
+		return 0;
+	for (size_t i = 0; i < n_sort; i++) {
+		if (ms_csort_expr(sort[i].key) == NULL)
+			return 0;
+	}
+	bu_buf_init(&sql, 0);
+	bu_buf_append_str(&sql, "SELECT m.uid");
+	for (size_t i = 0; i < n_sort; i++)
+		bu_buf_printf(&sql, ", %s", ms_csort_expr(sort[i].key));
+	bu_buf_append_str(&sql, " FROM mail_messages m"
+			  " WHERE m.account_id = $1 AND m.collection_id = $2 AND ");
+	bu_buf_append_str(&sql, where);
+	r = ms_query_binres(db, bu_buf_cstr(&sql), p);
+	bu_buf_deinit(&sql);
+	if (r == NULL)
+		return MS_ERR;
+	ms_arena_own_result(a, r);
+	cs = bu_arena_alloc(a, sizeof(*cs));
+	cs->n = n_sort;
+	for (size_t i = 0; i < n_sort; i++) {
+		cs->text[i] = ms_sort_is_prefix(sort[i].key);
+		cs->reverse[i] = sort[i].reverse;
+		if (cs->text[i] && ms_sort_prefix_ties(a, r, (int)i + 1))
+			return 0;
+	}
+	n = PQntuples(r);
+	rows = bu_arena_alloc(a, bu_size_mul((size_t)n + 1, sizeof(*rows)));
+	order = bu_arena_alloc(a, bu_size_mul((size_t)n + 1, sizeof(*order)));
+	for (int i = 0; i < n; i++) {
+		struct ms_crow *w = &rows[i];
+
+		w->cs = cs;
+		w->uid = ms_bin_uid(r, i);
+		for (size_t k = 0; k < n_sort; k++) {
+			if (cs->text[k])
+				w->k[k].s = PQgetvalue(r, i, (int)k + 1);
+			else
+				w->k[k].i = ms_bin_i64(r, i, (int)k + 1);
+		}
+		order[i] = w;
+	}
+	qsort(order, (size_t)n, sizeof(*order), ms_crow_cmp);
+	*uids_r = bu_arena_alloc(a, bu_size_mul((size_t)n + 1, sizeof(uint32_t)));
+	for (int i = 0; i < n; i++)
+		(*uids_r)[i] = order[i]->uid;
+	*n_r = (size_t)n;
+	return 1;
+}
+
 int ms_search(struct bu_db *db, struct bu_arena *a, int64_t viewer, int64_t owner_id,
 	      int64_t collection_id, const struct ms_search *q,
 	      const struct ms_sort *sort, size_t n_sort, uint32_t **uids_r, size_t *n_r)
 {
 	struct ms_search_ctx ctx;
 	struct ms_params p;
-	struct bu_buf sql;
+	struct bu_buf where, sql;
 	uint32_t rights, *uids;
-	PGresult *r;
+	PGresult *r = NULL;
 	int rows, ret;
 
 	*uids_r = NULL;
@@ -415,35 +676,53 @@ int ms_search(struct bu_db *db, struct bu_arena *a, int64_t viewer, int64_t owne
 	ms_params_init(&p, a);
 	ctx.p_account = ms_param_i64(&p, owner_id);
 	ctx.p_collection = ms_param_i64(&p, collection_id);
-	bu_buf_init(&sql, 0);
-	bu_buf_append_str(&sql, "SELECT m.uid FROM mail_messages m"
-			  " WHERE m.account_id = $1 AND m.collection_id = $2 AND ");
-	ret = ms_search_where(&ctx, q, &sql, &p);
+	bu_buf_init(&where, 0);
+	ret = ms_search_where(&ctx, q, &where, &p);
 	if (ret < 0) {
-		bu_buf_deinit(&sql);
+		bu_buf_deinit(&where);
 		return ret;
 	}
-	bu_buf_append_str(&sql, " ORDER BY ");
-	for (size_t i = 0; i < n_sort; i++) {
-		const char *e = ms_sort_expr(sort[i].key);
-
-		if (e == NULL) {
-			bu_buf_deinit(&sql);
-			return MS_ERR;
-		}
-		bu_buf_printf(&sql, "%s%s, ", e, sort[i].reverse ? " DESC" : "");
+	/* sorted here when the covering index holds the keys; else in SQL
+	 * first on the stored (prefix) sort keys, and again on the whole
+	 * values in the rare case that matters */
+	ret = ms_search_csort(db, a, bu_buf_cstr(&where), &p, sort, n_sort, &uids, n_r);
+	if (ret != 0) {
+		bu_buf_deinit(&where);
+		if (ret < 0)
+			return ret;
+		rows = (int)*n_r;
+		*n_r = 0;
+		goto done;
 	}
-	/* RFC 5256: ties are broken by sequence number, i.e. UID ascending */
-	bu_buf_append_str(&sql, "m.uid");
-	r = ms_query(db, bu_buf_cstr(&sql), &p);
-	bu_buf_deinit(&sql);
-	if (r == NULL)
-		return MS_ERR;
+	for (int pass = 0; pass < 2 && ret == 0; pass++) {
+		bool exact = pass == 1, ties = false;
+
+		bu_buf_init(&sql, 0);
+		ret = ms_search_sql(&sql, bu_buf_cstr(&where), sort, n_sort, exact);
+		if (ret == 0) {
+			r = ms_query_binres(db, bu_buf_cstr(&sql), &p);
+			if (r == NULL)
+				ret = MS_ERR;
+		}
+		bu_buf_deinit(&sql);
+		if (ret < 0 || exact)
+			break;
+		for (int c = 1; c < PQnfields(r) && !ties; c++)
+			ties = ms_sort_prefix_ties(a, r, c);
+		if (!ties)
+			break;
+		PQclear(r);
+		r = NULL;
+	}
+	bu_buf_deinit(&where);
+	if (ret < 0)
+		return ret;
 	rows = PQntuples(r);
 	uids = bu_arena_alloc(a, bu_size_mul((size_t)rows + 1, sizeof(uint32_t)));
 	for (int i = 0; i < rows; i++)
-		uids[i] = (uint32_t)ms_val_i64(r, i, 0);
+		uids[i] = ms_bin_uid(r, i);
 	PQclear(r);
+done:
 	if (rows == 0) {
 		ret = ms_collection_exists(db, owner_id, collection_id);
 		if (ret <= 0)

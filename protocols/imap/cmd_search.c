@@ -25,6 +25,34 @@ static int u32_cmp(const void *a, const void *b)
 	return x < y ? -1 : x > y ? 1 : 0;
 }
 
+size_t imap_search_known(struct imap_cmd *cmd, uint32_t *uids, size_t n, uint32_t **nums_r)
+{
+	const struct imap_mailbox *mb = cmd->s->sel;
+	uint32_t *nums = bu_arena_alloc(cmd->a, (n + 1) * sizeof(*nums));
+	size_t i, k = 0, pos = 0;
+
+	for (i = 0; i < n; i++) {
+		uint32_t uid = uids[i], seq = 0;
+
+		/* the next one in the map (ascending results), the slot of a
+		 * folder without gaps, else a binary search */
+		if (pos < mb->n && mb->uids[pos] == uid)
+			seq = (uint32_t)pos + 1;
+		else if (uid >= 1 && uid <= mb->n && mb->uids[uid - 1] == uid)
+			seq = uid;
+		else
+			seq = imap_mailbox_seq(mb, uid);
+		if (seq == 0)
+			continue;
+		pos = seq;
+		uids[k] = uid;
+		nums[k] = cmd->uid ? uid : seq;
+		k++;
+	}
+	*nums_r = nums;
+	return k;
+}
+
 int64_t imap_search_max_modseq(struct imap_cmd *cmd, struct bu_db *db, const uint32_t *uids,
 			       size_t n)
 {
@@ -133,7 +161,7 @@ static void search_run(struct imap_cmd *cmd, struct bu_db *db)
 	struct imap_mailbox *mb = s->sel;
 	struct search_req *r = cmd->priv;
 	uint32_t *uids, *nums;
-	size_t n, i, k = 0;
+	size_t n;
 	int64_t modseq = 0;
 	int ret;
 
@@ -150,17 +178,7 @@ static void search_run(struct imap_cmd *cmd, struct bu_db *db)
 		return;
 	}
 	/* only the messages this session knows, ascending */
-	nums = bu_arena_alloc(cmd->a, (n + 1) * sizeof(*nums));
-	for (i = 0; i < n; i++) {
-		uint32_t seq = imap_mailbox_seq(mb, uids[i]);
-
-		if (seq == 0)
-			continue;
-		uids[k] = uids[i];
-		nums[k] = cmd->uid ? uids[i] : seq;
-		k++;
-	}
-	n = k;
+	n = imap_search_known(cmd, uids, n, &nums);
 	if (r->has_modseq && n > 0) {
 		modseq = imap_search_max_modseq(cmd, db, uids, n);
 		if (modseq < 0) {
@@ -174,8 +192,7 @@ static void search_run(struct imap_cmd *cmd, struct bu_db *db)
 		struct bu_buf *out = &cmd->out;
 
 		bu_buf_append_str(out, "* SEARCH");
-		for (i = 0; i < n; i++)
-			bu_buf_printf(out, " %u", nums[i]);
+		imap_write_num_seq(out, nums, n);
 		if (modseq > 0)
 			bu_buf_printf(out, " (MODSEQ %" PRId64 ")", modseq);
 		bu_buf_append_str(out, "\r\n");

@@ -81,7 +81,7 @@ static void sort_run(struct imap_cmd *cmd, struct bu_db *db)
 	struct imap_mailbox *mb = s->sel;
 	struct sort_req *r = cmd->priv;
 	uint32_t *uids, *nums;
-	size_t n, i, k = 0;
+	size_t n;
 	int64_t modseq = 0;
 	int ret;
 
@@ -97,17 +97,7 @@ static void sort_run(struct imap_cmd *cmd, struct bu_db *db)
 		imap_reply_ms_err(cmd, ret, NULL);
 		return;
 	}
-	nums = bu_arena_alloc(cmd->a, (n + 1) * sizeof(*nums));
-	for (i = 0; i < n; i++) {
-		uint32_t seq = imap_mailbox_seq(mb, uids[i]);
-
-		if (seq == 0)
-			continue;
-		uids[k] = uids[i];
-		nums[k] = cmd->uid ? uids[i] : seq;
-		k++;
-	}
-	n = k;
+	n = imap_search_known(cmd, uids, n, &nums);
 	if (r->sr.has_modseq && n > 0) {
 		uint32_t *sorted = bu_arena_memdup(cmd->a, uids, n * sizeof(*uids));
 
@@ -125,8 +115,7 @@ static void sort_run(struct imap_cmd *cmd, struct bu_db *db)
 		struct bu_buf *out = &cmd->out;
 
 		bu_buf_append_str(out, "* SORT");
-		for (i = 0; i < n; i++)
-			bu_buf_printf(out, " %u", nums[i]);
+		imap_write_num_seq(out, nums, n);
 		if (modseq > 0)
 			bu_buf_printf(out, " (MODSEQ %lld)", (long long)modseq);
 		bu_buf_append_str(out, "\r\n");

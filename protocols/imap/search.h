@@ -47,6 +47,13 @@ int imap_search_keys_parse(struct imap_cmd *cmd, const struct imap_arg *args, si
 /* Write a list of numbers in the given order as a sequence set, joining
  * ascending runs "a:b" (ESORT ALL keeps the order: RFC 5267 3.2). */
 void imap_write_num_list(struct bu_buf *out, const uint32_t *v, size_t n);
+/* " n1 n2 n3..." (the SEARCH and SORT responses) */
+void imap_write_num_seq(struct bu_buf *out, const uint32_t *v, size_t n);
+/* Keep the UIDs of a result that this session knows (in the selected
+ * mailbox's sequence map), in place and in order, and give their numbers
+ * as the command shows them (UIDs for UID commands, else sequence
+ * numbers) in nums_r (cmd arena). Returns the new count. */
+size_t imap_search_known(struct imap_cmd *cmd, uint32_t *uids, size_t n, uint32_t **nums_r);
 
 struct bu_db;
 /* Highest MODSEQ among uids (ascending) for "(MODSEQ n)" (RFC 7162

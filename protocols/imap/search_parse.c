@@ -473,23 +473,66 @@ int imap_search_keys_parse(struct imap_cmd *cmd, const struct imap_arg *args, si
 	return 0;
 }
 
+/* decimal digits of v at p (at least 10 bytes); returns the length */
+static size_t num_fmt(char *p, uint32_t v)
+{
+	char tmp[10];
+	size_t n = 0, k;
+
+	do {
+		tmp[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v != 0);
+	for (k = 0; k < n; k++)
+		p[k] = tmp[n - 1 - k];
+	return n;
+}
+
 void imap_write_num_list(struct bu_buf *out, const uint32_t *v, size_t n)
 {
 	size_t i = 0;
-	bool first = true;
 
+	/* at most "4294967295:4294967295," per run */
+	if (n == 0 || bu_buf_reserve(out, bu_size_mul(n, 22)) < 0) {
+		for (; i < n; i++)
+			bu_buf_printf(out, i == 0 ? "%u" : ",%u", v[i]);
+		return;
+	}
 	while (i < n) {
-		size_t j = i;
+		char *p = (char *)out->data + out->len;
+		size_t j = i, w = 0;
 
 		while (j + 1 < n && v[j + 1] == v[j] + 1)
 			j++;
-		if (!first)
-			bu_buf_append_byte(out, ',');
-		if (j > i)
-			bu_buf_printf(out, "%u:%u", v[i], v[j]);
-		else
-			bu_buf_printf(out, "%u", v[i]);
-		first = false;
+		if (i > 0)
+			p[w++] = ',';
+		w += num_fmt(p + w, v[i]);
+		if (j > i) {
+			p[w++] = ':';
+			w += num_fmt(p + w, v[j]);
+		}
+		out->len += w;
 		i = j + 1;
 	}
+	out->data[out->len] = '\0';
+}
+
+void imap_write_num_seq(struct bu_buf *out, const uint32_t *v, size_t n)
+{
+	size_t i;
+
+	if (n == 0)
+		return;
+	if (bu_buf_reserve(out, bu_size_mul(n, 11)) < 0) {
+		for (i = 0; i < n; i++)
+			bu_buf_printf(out, " %u", v[i]);
+		return;
+	}
+	for (i = 0; i < n; i++) {
+		char *p = (char *)out->data + out->len;
+
+		p[0] = ' ';
+		out->len += 1 + num_fmt(p + 1, v[i]);
+	}
+	out->data[out->len] = '\0';
 }

@@ -1018,6 +1018,67 @@ static const char *fmt_threads(const struct ms_thread *roots)
 	return out;
 }
 
+/* SORT on subjects longer than the stored sort-key prefix (200
+ * characters): keys equal in their first 200 characters must still order
+ * by the whole subject; HEADER on a field that is not a column, with a
+ * needle the trigram prefilter is used for and one it is not. */
+static void test_search_sort_long_keys(void)
+{
+	static const char *const tails[] = { "zz", "aa", "mm" };
+	struct bu_buf pre, msg;
+	int64_t coll = folder(alice, "LongKeys");
+	uint32_t uids[4];
+	uint32_t *u = NULL;
+	size_t n = 0;
+
+	bu_buf_init(&pre, 0);
+	for (int i = 0; i < 30; i++)
+		bu_buf_append_str(&pre, "Longsubject ");        /* 360 characters */
+	for (int i = 0; i < 3; i++) {
+		bu_buf_init(&msg, 0);
+		bu_buf_printf(&msg, "From: x%d@example.test\r\nSubject: %s%s\r\n"
+			      "List-Id: <list%d.example.test>\r\n\r\nbody\r\n",
+			      i, bu_buf_cstr(&pre), tails[i], i);
+		uids[i] = append1(alice, coll, bu_buf_cstr(&msg));
+		bu_buf_deinit(&msg);
+	}
+	uids[3] = append1(alice, coll, "From: short@example.test\r\nSubject: B short\r\n"
+			  "X-Other: list1.example.test\r\n\r\nbody\r\n");
+	bu_buf_deinit(&pre);
+	GW_CHECK(uids[0] == 1 && uids[3] == 4);
+	{
+		struct ms_search all = { .op = MSS_ALL };
+		struct ms_sort subj = { .key = MSK_SUBJECT, .reverse = false };
+		struct ms_sort rsubj = { .key = MSK_SUBJECT, .reverse = true };
+		struct ms_sort two[2] = { { .key = MSK_SUBJECT, .reverse = false },
+					  { .key = MSK_SIZE, .reverse = true } };
+		struct ms_sort to = { .key = MSK_TO, .reverse = false };
+
+		GW_CHECK(ms_search(db, A, alice, alice, coll, &all, &subj, 1, &u, &n) == 4 &&
+			 u[0] == 4 && u[1] == 2 && u[2] == 3 && u[3] == 1);
+		GW_CHECK(ms_search(db, A, alice, alice, coll, &all, &rsubj, 1, &u, &n) == 4 &&
+			 u[0] == 1 && u[1] == 3 && u[2] == 2 && u[3] == 4);
+		GW_CHECK(ms_search(db, A, alice, alice, coll, &all, two, 2, &u, &n) == 4 &&
+			 u[0] == 4 && u[1] == 2 && u[2] == 3 && u[3] == 1);
+		/* not held by the index: sorted in SQL; all To: empty, UID order */
+		GW_CHECK(ms_search(db, A, alice, alice, coll, &all, &to, 1, &u, &n) == 4 &&
+			 u[0] == 1 && u[3] == 4);
+	}
+	{
+		struct ms_search h1 = { .op = MSS_HEADER, .str = "List-Id", .str2 = "LIST1.example" };
+		struct ms_search h2 = { .op = MSS_HEADER, .str = "list-id", .str2 = "t>" };
+		struct ms_search h3 = { .op = MSS_HEADER, .str = "X-Other", .str2 = "" };
+		struct ms_search h4 = { .op = MSS_HEADER, .str = "List-Id", .str2 = "nowhere" };
+
+		GW_CHECK(ms_search(db, A, alice, alice, coll, &h1, NULL, 0, &u, &n) == 1 &&
+			 u[0] == 2);
+		GW_CHECK(ms_search(db, A, alice, alice, coll, &h2, NULL, 0, &u, &n) == 3);
+		GW_CHECK(ms_search(db, A, alice, alice, coll, &h3, NULL, 0, &u, &n) == 1 &&
+			 u[0] == 4);
+		GW_CHECK(ms_search(db, A, alice, alice, coll, &h4, NULL, 0, &u, &n) == 0);
+	}
+}
+
 static void test_thread(void)
 {
 	static const char *const msgs[] = {
@@ -1338,6 +1399,7 @@ int main(void)
 	test_shared_seen_rights();
 	test_quota();
 	test_search_sort();
+	test_search_sort_long_keys();
 	test_thread();
 	test_metadata();
 	test_deliver();
