@@ -13,9 +13,14 @@
 --   prefix, and mail_search.c sorts again on the whole expressions when a
 --   result has such a tie (the cut keeps index entries far below the
 --   btree size limit: fields may be up to 64 KB);
--- * one narrow covering index in UID order holds what the common criteria
+-- * the primary key index (UID order) also carries what the common criteria
 --   and sort keys read (flags, size, dates, header length, the two keys),
---   so those run as index-only scans, already in UID order.
+--   so those run as index-only scans, already in UID order. It is the
+--   primary key rather than a second index on the same columns because a
+--   flag change can never be a HOT update (modseq is indexed): every
+--   index of the table gets a new entry per changed message, and STORE
+--   1:* on a big folder pays for each one. mail_seen's foreign key
+--   depends on that index and is re-created with it.
 --
 -- Adding the generated columns rewrites mail_messages once (this fills them
 -- for existing messages); until the next vacuum marks the pages all-visible
@@ -28,5 +33,12 @@ ALTER TABLE mail_messages
 	ADD COLUMN from_key text COLLATE "C"
 		GENERATED ALWAYS AS (left(lower(from_sort), 200)) STORED;
 
-CREATE INDEX mail_messages_search ON mail_messages (account_id, collection_id, uid)
+ALTER TABLE mail_seen DROP CONSTRAINT mail_seen_account_id_collection_id_uid_fkey;
+ALTER TABLE mail_messages DROP CONSTRAINT mail_messages_pkey;
+ALTER TABLE mail_messages ADD CONSTRAINT mail_messages_pkey
+	PRIMARY KEY (account_id, collection_id, uid)
 	INCLUDE (flags, size, internaldate, sent_date, hdr_len, subject_key, from_key);
+ALTER TABLE mail_seen ADD CONSTRAINT mail_seen_account_id_collection_id_uid_fkey
+	FOREIGN KEY (account_id, collection_id, uid)
+	REFERENCES mail_messages (account_id, collection_id, uid)
+	ON UPDATE CASCADE ON DELETE CASCADE;
