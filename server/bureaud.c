@@ -43,6 +43,7 @@
 #include <unistd.h>
 
 #include "groupware/auth.h"
+#include "groupware/msgcache.h"
 #include "server/core/config.h"
 #include "server/core/db.h"
 #include "server/core/log.h"
@@ -618,6 +619,7 @@ int main(int argc, char **argv)
 	bu_log_ctx_set("component=main");
 	bu_info("event=start pid=%ld config=%s", (long)getpid(), bu_log_q(o.config_path));
 	auth_cache_configure(b.cfg.auth_cache_ttl);
+	mc_configure(b.cfg.message_cache_bytes);
 
 	/* who we become */
 	if (geteuid() == 0 && b.cfg.user != NULL && b.cfg.user[0] != '\0') {

@@ -143,6 +143,9 @@ static const struct key_def keys[] = {
 	{ "auth.cache_ttl", KEY_INT, OFF(auth_cache_ttl), "300", 0, 86400, NULL,
 	  "seconds a successful password check is remembered (as a keyed MAC, never the "
 	  "password) so that the next login skips the slow hash; 0 = always hash", NULL },
+	{ "cache.message_bytes", KEY_SIZE64, OFF(message_cache_bytes), "256M", 0, INT64_MAX, NULL,
+	  "memory for the contents of recently stored or read messages, served without a "
+	  "database round trip (K/M/G suffixes allowed); 0 = no cache", NULL },
 	{ "quota.storage", KEY_SIZE64, OFF(default_quota_storage), "0", 0, INT64_MAX, NULL,
 	  "default storage quota per account, bytes (K/M/G/T suffixes allowed); 0 = unlimited",
 	  NULL },

@@ -52,6 +52,7 @@ struct bu_config {
 	int auth_fail_limit;          /* failures per window before throttling */
 	int auth_fail_window;         /* seconds */
 	int auth_cache_ttl;           /* seconds; 0 = no verified-password cache */
+	int64_t message_cache_bytes;  /* 0 = no message cache */
 	int64_t default_quota_storage;/* bytes, 0 = unlimited */
 	int64_t default_quota_messages;
 	char *password_scheme;        /* "yescrypt" | "sha512" | "bcrypt" */

@@ -499,7 +499,7 @@ static void test_sample(void)
 		if (p[1] != '#' && p[1] != '\n' && p[1] != '\0')
 			keys++;
 	}
-	CHECK(keys == 36);
+	CHECK(keys == 37);
 	CHECK(defaults == keys);
 	CHECK(strstr(text, "\n# default: 143\nimap.port = 143\n") != NULL);
 	CHECK(strstr(text, "\n# default: 64M\nlimits.max_literal = 64M\n") != NULL);
@@ -598,7 +598,7 @@ static void test_docs_in_sync(void)
 		}
 		checks++;
 	}
-	CHECK(documented == 36);
+	CHECK(documented == 37);
 	free(sample);
 	free(doc);
 }
