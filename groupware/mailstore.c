@@ -1310,6 +1310,94 @@ static char **ms_kw_apply(struct bu_arena *a, char **cur, enum ms_store_mode mod
 	return changed ? out : NULL;
 }
 
+/*
+ * The common STORE: the owner adds or removes system flags, no keywords, no
+ * UNCHANGEDSINCE. One UPDATE changes exactly the rows whose flags move and
+ * returns them, instead of reading every row first. A contiguous UID set
+ * (1:* on a folder without gaps) is a range, which the primary key scans in
+ * order. Returns what ms_store returns.
+ */
+static int ms_store_fast(struct bu_db *db, struct bu_arena *a, int64_t owner_id,
+			 int64_t collection_id, const uint32_t *uids, size_t n, bool add,
+			 uint32_t flags, struct ms_store_result *res_r)
+{
+	struct ms_params p;
+	struct bu_buf sql;
+	int64_t modseq;
+	PGresult *r;
+	char **empty;
+	size_t i;
+	int rows;
+
+	if (bu_db_begin(db) < 0)
+		return MS_ERR;
+	modseq = changelog_next(db, owner_id);
+	if (modseq < 0)
+		goto db_error;
+	ms_params_init(&p, a);
+	ms_param_i64(&p, owner_id);                 /* $1 */
+	ms_param_i64(&p, collection_id);            /* $2 */
+	ms_param_i64(&p, modseq);                   /* $3 */
+	ms_param_i64(&p, (int64_t)flags);           /* $4 */
+	bu_buf_init(&sql, 0);
+	bu_buf_append_str(&sql, add ?
+		"WITH u AS (UPDATE mail_messages m SET flags = m.flags | $4::int, modseq = $3" :
+		"WITH u AS (UPDATE mail_messages m SET flags = m.flags & ~$4::int, modseq = $3");
+	bu_buf_append_str(&sql, " WHERE m.account_id = $1 AND m.collection_id = $2");
+	for (i = 1; i < n && uids[i] == uids[i - 1] + 1; i++)
+		;
+	if (i == n) {
+		ms_param_i64(&p, uids[0]);
+		ms_param_i64(&p, uids[n - 1]);
+		bu_buf_append_str(&sql, " AND m.uid BETWEEN $5 AND $6");
+	} else {
+		ms_param_uids(&p, uids, n);
+		bu_buf_append_str(&sql, " AND m.uid = ANY ($5::bigint[])");
+	}
+	bu_buf_append_str(&sql, add ? " AND (m.flags & $4::int) <> $4::int" :
+			  " AND (m.flags & $4::int) <> 0");
+	bu_buf_append_str(&sql, " RETURNING m.uid, m.flags, array_to_string(m.keywords, chr(1))),"
+			  " c AS (UPDATE collections SET modseq = $3"
+			  "  WHERE account_id = $1 AND id = $2 AND EXISTS (SELECT 1 FROM u))"
+			  " SELECT uid, flags, array_to_string FROM u ORDER BY uid");
+	r = ms_query(db, bu_buf_cstr(&sql), &p);
+	bu_buf_deinit(&sql);
+	if (r == NULL)
+		goto db_error;
+	rows = PQntuples(r);
+	if (rows == 0) {
+		/* nothing moved: no modseq spent */
+		PQclear(r);
+		bu_db_rollback(db);
+		rows = ms_collection_exists(db, owner_id, collection_id);
+		if (rows <= 0)
+			return rows < 0 ? MS_ERR : MS_NOTFOUND;
+		return 0;
+	}
+	res_r->changed = bu_arena_alloc(a, bu_size_mul((size_t)rows + 1, sizeof(struct ms_msg)));
+	res_r->modified = bu_arena_alloc(a, sizeof(uint32_t));
+	empty = bu_arena_alloc(a, sizeof(char *));
+	for (int k = 0; k < rows; k++) {
+		struct ms_msg *c = &res_r->changed[k];
+		const char *kw = PQgetvalue(r, k, 2);
+
+		c->uid = (uint32_t)ms_val_i64(r, k, 0);
+		c->modseq = modseq;
+		c->flags = (uint32_t)ms_val_i64(r, k, 1);
+		c->keywords = *kw == '\0' ? empty : ms_split_keywords(a, kw);
+	}
+	res_r->n_changed = (size_t)rows;
+	PQclear(r);
+	if (changelog_notify(db, owner_id, collection_id) < 0 || bu_db_commit(db) < 0)
+		goto db_error;
+	return rows;
+
+db_error:
+	bu_db_rollback(db);
+	res_r->n_changed = 0;
+	return MS_ERR;
+}
+
 int ms_store(struct bu_db *db, struct bu_arena *a, int64_t viewer, int64_t owner_id,
 	     int64_t collection_id, const uint32_t *uids, size_t n,
 	     enum ms_store_mode mode, uint32_t flags, const char *const *keywords,
@@ -1354,6 +1442,9 @@ int ms_store(struct bu_db *db, struct bu_arena *a, int64_t viewer, int64_t owner
 		return MS_NOPERM;
 	if (n == 0)
 		return 0;
+	if (is_owner && !have_kw && unchangedsince < 0 && mode != MS_STORE_REPLACE)
+		return ms_store_fast(db, a, owner_id, collection_id, uids, n,
+				     mode == MS_STORE_ADD, flags, res_r);
 
 	if (bu_db_begin(db) < 0)
 		return MS_ERR;
