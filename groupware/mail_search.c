@@ -88,7 +88,7 @@ static PGresult *ms_load_headers(struct ms_search_ctx *ctx, const char *needle)
 		ms_param(&p, ms_like_pattern(ctx->a, needle));
 		ms_param_i64(&p, MS_HDR_PREFILTER_MAX);
 		/* the trigram index finds the candidates; the long blocks come
-		 * from the covering index (mail_messages_search) */
+		 * from the covering primary key (schema 003) */
 		r = ms_query_binres(ctx->db,
 				    "SELECT m.uid, substring(b.data from 1 for m.hdr_len)"
 				    " FROM mail_blobs b JOIN mail_messages m"
