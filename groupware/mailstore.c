@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/types.h>
 #include <time.h>
 
 #include <openssl/evp.h>
@@ -493,17 +494,14 @@ static PGresult *ms_view_query(struct bu_db *db, struct bu_arena *a, int64_t vie
 	return r;
 }
 
-/* kind-0 row into ci; keywords differing only in case are one keyword */
-static void ms_coll_row(struct bu_arena *a, const PGresult *r, struct ms_coll_info *ci)
+/* the folder's keyword set ("a\001b" or NULL) into ci; keywords
+ * differing only in case are one keyword */
+static void ms_kw_set(struct bu_arena *a, struct ms_coll_info *ci, const char *joined)
 {
 	char **all, **kw;
 	size_t n = 0;
 
-	ci->modseq = ms_val_i64(r, 0, 2);
-	ci->name = ms_val_str(a, r, 0, 5);
-	ci->uidvalidity = (uint32_t)ms_val_i64(r, 0, 6);
-	ci->uidnext = (uint32_t)ms_val_i64(r, 0, 7);
-	all = ms_split_keywords(a, PQgetisnull(r, 0, 4) ? NULL : PQgetvalue(r, 0, 4));
+	all = ms_split_keywords(a, joined);
 	while (all[n] != NULL)
 		n++;
 	kw = bu_arena_alloc(a, bu_size_mul(n + 1, sizeof(char *)));
@@ -513,6 +511,21 @@ static void ms_coll_row(struct bu_arena *a, const PGresult *r, struct ms_coll_in
 			kw[n++] = all[i];
 	}
 	ci->keywords = kw;
+}
+
+/* kind-0 row into ci */
+static void ms_coll_row(struct bu_arena *a, const PGresult *r, struct ms_coll_info *ci)
+{
+	ci->modseq = ms_val_i64(r, 0, 2);
+	ci->name = ms_val_str(a, r, 0, 5);
+	ci->uidvalidity = (uint32_t)ms_val_i64(r, 0, 6);
+	ci->uidnext = (uint32_t)ms_val_i64(r, 0, 7);
+	ms_kw_set(a, ci, PQgetisnull(r, 0, 4) ? NULL : PQgetvalue(r, 0, 4));
+}
+
+static uint32_t ms_be32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
 }
 
 /* Rows (uid, modseq, flags, keywords in columns 1..4) into msgs. */
@@ -532,29 +545,163 @@ static void ms_rows_to_msgs(struct bu_arena *a, const PGresult *r, int first, in
 	}
 }
 
+/* A one-dimensional binary int4[] or int8[] without NULLs (PostgreSQL's
+ * array send format); SQL NULL is the empty array. Values into out[cap];
+ * returns the count, or -1 when the value is not such an array. */
+static ssize_t ms_bin_array(const PGresult *r, int row, int col, int64_t *out, size_t cap)
+{
+	const uint8_t *p, *end;
+	uint32_t ndim, dim;
+	size_t n;
+
+	if (PQgetisnull(r, row, col))
+		return 0;
+	p = (const uint8_t *)PQgetvalue(r, row, col);
+	end = p + PQgetlength(r, row, col);
+	if (end - p < 12)
+		return -1;
+	ndim = ms_be32(p);
+	if (ndim == 0)
+		return 0;
+	if (ndim != 1 || end - p < 20)
+		return -1;
+	dim = ms_be32(p + 12);
+	p += 20;
+	if (dim > cap)
+		return -1;
+	for (n = 0; n < dim; n++) {
+		uint32_t len;
+		uint64_t v = 0;
+
+		if (end - p < 4)
+			return -1;
+		len = ms_be32(p);
+		p += 4;
+		if ((len != 4 && len != 8) || (size_t)(end - p) < len)
+			return -1;
+		for (uint32_t k = 0; k < len; k++)
+			v = (v << 8) | p[k];
+		out[n] = len == 4 ? (int64_t)(int32_t)(uint32_t)v : (int64_t)v;
+		p += len;
+	}
+	return (ssize_t)n;
+}
+
+static int ms_msg_cmp(const void *x, const void *y)
+{
+	const struct ms_msg *a = x, *b = y;
+
+	return a->uid < b->uid ? -1 : a->uid > b->uid;
+}
+
+/*
+ * SELECT reads the whole folder: one row with the folder's fields and the
+ * messages' UIDs, modseqs and flags as binary arrays (keywords only for
+ * the messages that have any), rather than a text row per message. The
+ * arrays come in the same (unspecified) row order; sorted here by UID.
+ */
 int ms_mailbox_open(struct bu_db *db, struct bu_arena *a, int64_t viewer,
 		    int64_t owner_id, int64_t collection_id, struct ms_mailbox **mb_r)
 {
 	struct ms_coll_info ci;
 	struct ms_mailbox *mb;
+	struct ms_params p;
+	struct bu_buf sql;
 	uint32_t rights;
 	PGresult *r;
-	int n;
+	int64_t *uids = NULL, *modseqs = NULL, *flags = NULL, *kwuids = NULL;
+	ssize_t n = 0, n2, n3, n_kw;
+	size_t cap;
+	char **empty, **kwl = NULL;
+	bool sorted = true;
+	int ret = 0;
 
 	*mb_r = NULL;
 	if (ms_rights(db, viewer, owner_id, collection_id, &rights) < 0)
 		return MS_ERR;
 	if (!(rights & ACL_READ))
 		return MS_NOPERM;
-	r = ms_view_query(db, a, viewer, owner_id, collection_id, 0, false);
+	ms_params_init(&p, a);
+	ms_param_i64(&p, owner_id);
+	ms_param_i64(&p, collection_id);
+	if (viewer != owner_id)
+		ms_param_i64(&p, viewer);
+	bu_buf_init(&sql, 0);
+	bu_buf_append_str(&sql,
+		"SELECT c.modseq, (SELECT string_agg(w.keyword, chr(1) ORDER BY w.keyword)"
+		"  FROM mail_keywords w WHERE w.account_id = c.account_id AND w.collection_id = c.id),"
+		" c.name, c.uidvalidity, c.uidnext, x.n, x.uids, x.modseqs, x.flags, x.kwuids, x.kws"
+		" FROM collections c CROSS JOIN LATERAL (SELECT count(*) AS n,"
+		"  array_agg(m.uid) AS uids, array_agg(m.modseq) AS modseqs,");
+	/* another viewer's \Seen: one join, not a lookup per message */
+	bu_buf_append_str(&sql, viewer == owner_id ? "  array_agg(m.flags) AS flags," :
+			  "  array_agg((m.flags & ~1) | (s.uid IS NOT NULL)::int) AS flags,");
+	bu_buf_append_str(&sql,
+		"  array_agg(m.uid) FILTER (WHERE cardinality(m.keywords) > 0) AS kwuids,"
+		"  string_agg(array_to_string(m.keywords, chr(1)), chr(2))"
+		"   FILTER (WHERE cardinality(m.keywords) > 0) AS kws"
+		"  FROM mail_messages m");
+	if (viewer != owner_id)
+		bu_buf_append_str(&sql, " LEFT JOIN mail_seen s ON s.account_id = m.account_id"
+				  " AND s.collection_id = m.collection_id AND s.uid = m.uid"
+				  " AND s.user_id = $3");
+	bu_buf_append_str(&sql,
+		"  WHERE m.account_id = c.account_id AND m.collection_id = c.id) x"
+		" WHERE c.account_id = $1 AND c.id = $2 AND c.kind = 'mail'");
+	r = ms_query_binres(db, bu_buf_cstr(&sql), &p);
+	bu_buf_deinit(&sql);
 	if (r == NULL)
 		return MS_ERR;
-	n = PQntuples(r);
-	if (n == 0 || strcmp(PQgetvalue(r, 0, 0), "0") != 0) {
+	if (PQntuples(r) == 0) {
 		PQclear(r);
 		return MS_NOTFOUND;
 	}
-	ms_coll_row(a, r, &ci);
+	ci.modseq = ms_bin_i64(r, 0, 0);
+	ms_kw_set(a, &ci, PQgetisnull(r, 0, 1) ? NULL : PQgetvalue(r, 0, 1));
+	ci.name = ms_val_str(a, r, 0, 2);
+	ci.uidvalidity = (uint32_t)ms_bin_i64(r, 0, 3);
+	ci.uidnext = (uint32_t)ms_bin_i64(r, 0, 4);
+	cap = (size_t)ms_bin_i64(r, 0, 5);
+	if (cap > 0) {
+		uids = bu_arena_alloc(a, bu_size_mul(cap, sizeof(int64_t)));
+		modseqs = bu_arena_alloc(a, bu_size_mul(cap, sizeof(int64_t)));
+		flags = bu_arena_alloc(a, bu_size_mul(cap, sizeof(int64_t)));
+		kwuids = bu_arena_alloc(a, bu_size_mul(cap, sizeof(int64_t)));
+	}
+	n = ms_bin_array(r, 0, 6, uids, cap);
+	n2 = ms_bin_array(r, 0, 7, modseqs, cap);
+	n3 = ms_bin_array(r, 0, 8, flags, cap);
+	n_kw = ms_bin_array(r, 0, 9, kwuids, cap);
+	if (n < 0 || n2 != n || n3 != n || n_kw < 0 || (size_t)n != cap) {
+		bu_error("event=mailstore.open_bad_arrays collection=%" PRId64, collection_id);
+		PQclear(r);
+		return MS_ERR;
+	}
+	if (n_kw > 0) {
+		char *all = ms_val_str(a, r, 0, 10);
+		ssize_t k = 0;
+
+		/* one MS_LIST_SEP-separated entry per message with keywords */
+		kwl = bu_arena_alloc(a, bu_size_mul((size_t)n_kw, sizeof(char *)));
+		for (char *s = all != NULL ? all : (char *)""; k < n_kw;) {
+			char *e = strchr(s, MS_LIST_SEP[0]);
+
+			if (e != NULL)
+				*e = '\0';
+			kwl[k++] = s;
+			if (e == NULL)
+				break;
+			s = e + 1;
+		}
+		if (k != n_kw) {
+			bu_error("event=mailstore.open_bad_keywords collection=%" PRId64, collection_id);
+			ret = MS_ERR;
+		}
+	}
+	PQclear(r);
+	if (ret < 0)
+		return ret;
+
 	mb = bu_arena_alloc(a, sizeof(*mb));
 	mb->account_id = owner_id;
 	mb->collection_id = collection_id;
@@ -564,18 +711,30 @@ int ms_mailbox_open(struct bu_db *db, struct bu_arena *a, int64_t viewer,
 	mb->highestmodseq = ci.modseq;
 	mb->rights = rights;
 	mb->keywords = ci.keywords;
-	mb->n_msgs = (size_t)(n - 1);
-	mb->msgs = bu_arena_alloc(a, bu_size_mul((size_t)n, sizeof(*mb->msgs)));
-	ms_rows_to_msgs(a, r, 1, n - 1, mb->msgs);
-	PQclear(r);
-	/* a safety net: the folder row is stamped in the same transaction as
-	 * its messages, so these never move */
-	for (size_t i = 0; i < mb->n_msgs; i++) {
-		if (mb->msgs[i].uid >= mb->uidnext)
-			mb->uidnext = mb->msgs[i].uid + 1;
-		if (mb->msgs[i].modseq > mb->highestmodseq)
-			mb->highestmodseq = mb->msgs[i].modseq;
+	mb->n_msgs = (size_t)n;
+	mb->msgs = bu_arena_alloc(a, bu_size_mul((size_t)n + 1, sizeof(*mb->msgs)));
+	empty = bu_arena_alloc(a, sizeof(char *));
+	for (ssize_t i = 0, k = 0; i < n; i++) {
+		struct ms_msg *m = &mb->msgs[i];
+
+		m->uid = (uint32_t)uids[i];
+		m->modseq = modseqs[i];
+		m->flags = (uint32_t)flags[i];
+		m->keywords = empty;
+		/* kwuids is the subsequence of uids (same order) with keywords */
+		if (k < n_kw && kwuids[k] == uids[i])
+			m->keywords = ms_split_keywords(a, kwl[k++]);
+		if (i > 0 && m->uid <= mb->msgs[i - 1].uid)
+			sorted = false;
+		/* a safety net: the folder row is stamped in the same
+		 * transaction as its messages, so these never move */
+		if (m->uid >= mb->uidnext)
+			mb->uidnext = m->uid + 1;
+		if (m->modseq > mb->highestmodseq)
+			mb->highestmodseq = m->modseq;
 	}
+	if (!sorted)
+		qsort(mb->msgs, (size_t)n, sizeof(*mb->msgs), ms_msg_cmp);
 	*mb_r = mb;
 	return 0;
 }
@@ -1180,6 +1339,9 @@ int ms_fetch(struct bu_db *db, struct bu_arena *a, int64_t viewer, int64_t owner
 	uint32_t rights;
 	PGresult *r;
 	int rows, col_structure = -1, col_raw = -1, col_preview = -1, col = 9;
+	int n_fixed, p_viewer;
+	uint32_t lo, hi;
+	bool contiguous;
 	char **empty;
 
 	*res_r = NULL;
@@ -1190,16 +1352,44 @@ int ms_fetch(struct bu_db *db, struct bu_arena *a, int64_t viewer, int64_t owner
 		return MS_NOPERM;
 	if (n == 0)
 		return 0;
+	/* The UIDs as one value, one range or a list: the first two have
+	 * generic plans as good as custom ones (an index lookup or range
+	 * scan in UID order), so the prepared statement is planned once; a
+	 * list is bounded by its first and last UID for the same reason. */
+	contiguous = true;
+	lo = hi = uids[0];
+	for (size_t i = 1; i < n; i++) {
+		if (uids[i] != uids[0] + i)
+			contiguous = false;
+		if (uids[i] < lo)
+			lo = uids[i];
+		if (uids[i] > hi)
+			hi = uids[i];
+	}
 	ms_params_init(&p, a);
 	ms_param_i64(&p, owner_id);
 	ms_param_i64(&p, collection_id);
-	ms_param_uids(&p, uids, n);
-	ms_param_i64(&p, viewer);
+	if (n == 1) {
+		ms_param_i64(&p, uids[0]);
+	} else if (contiguous) {
+		ms_param_i64(&p, uids[0]);
+		ms_param_i64(&p, uids[n - 1]);
+	} else {
+		ms_param_i64(&p, lo);
+		ms_param_i64(&p, hi);
+		ms_param_uids(&p, uids, n);
+	}
+	n_fixed = p.n;
+	p_viewer = ms_param_i64(&p, viewer);
 	bu_buf_init(&sql, 0);
 	bu_buf_append_str(&sql, "SELECT m.uid, m.modseq, (");
-	ms_flags_expr(&sql, viewer == owner_id, 4);
-	bu_buf_append_str(&sql, ")::int8, array_to_string(m.keywords, chr(1)), m.internaldate,"
-			  " coalesce(m.savedate, 0), m.size, m.emailid, m.threadid");
+	ms_flags_expr(&sql, viewer == owner_id, p_viewer);
+	bu_buf_append_str(&sql, ")::int8, array_to_string(m.keywords, chr(1)),");
+	/* the META columns only when asked for: FETCH 1:* (FLAGS ENVELOPE
+	 * BODYSTRUCTURE) sends thousands of rows */
+	bu_buf_append_str(&sql, (what & MSF_META) ?
+			  " m.internaldate, coalesce(m.savedate, 0), m.size, m.emailid, m.threadid" :
+			  " 0::int8, 0::int8, m.size, NULL::text, NULL::text");
 	if (what & MSF_STRUCTURE) {
 		bu_buf_append_str(&sql, ", m.structure");
 		col_structure = col++;
@@ -1207,19 +1397,32 @@ int ms_fetch(struct bu_db *db, struct bu_arena *a, int64_t viewer, int64_t owner
 	if (what & MSF_RAW) {
 		bu_buf_append_str(&sql, ", b.data");
 		col_raw = col++;
+	} else if (what & MSF_RAW_FIRST) {
+		/* the rows come in UID order (an index scan): the running sum
+		 * needs no sort; only the values returned are read */
+		bu_buf_printf(&sql, ", CASE WHEN sum(m.size) OVER (ORDER BY m.uid ROWS UNBOUNDED"
+			      " PRECEDING) - m.size < %" PRId64 " THEN b.data END",
+			      MS_FETCH_RAW_FIRST);
+		col_raw = col++;
 	}
 	if (what & MSF_PREVIEW) {
 		bu_buf_append_str(&sql, ", coalesce(m.preview, '')");
 		col_preview = col++;
 	}
 	bu_buf_append_str(&sql, " FROM mail_messages m");
-	if (what & MSF_RAW)
+	if (what & (MSF_RAW | MSF_RAW_FIRST))
 		bu_buf_append_str(&sql, " JOIN mail_blobs b ON b.account_id = m.account_id"
 				  " AND b.sha256 = m.blob");
-	bu_buf_append_str(&sql, " WHERE m.account_id = $1 AND m.collection_id = $2"
-			  " AND m.uid = ANY ($3::bigint[]) ORDER BY m.uid");
+	bu_buf_append_str(&sql, " WHERE m.account_id = $1 AND m.collection_id = $2");
+	if (n == 1)
+		bu_buf_append_str(&sql, " AND m.uid = $3");
+	else if (contiguous)
+		bu_buf_append_str(&sql, " AND m.uid BETWEEN $3 AND $4");
+	else
+		bu_buf_append_str(&sql, " AND m.uid BETWEEN $3 AND $4 AND m.uid = ANY ($5::bigint[])");
+	bu_buf_append_str(&sql, " ORDER BY m.uid");
 	if (viewer == owner_id)
-		p.n = 3;
+		p.n = n_fixed;
 	r = ms_query_binres(db, bu_buf_cstr(&sql), &p);
 	bu_buf_deinit(&sql);
 	if (r == NULL)
@@ -1240,13 +1443,13 @@ int ms_fetch(struct bu_db *db, struct bu_arena *a, int64_t viewer, int64_t owner
 		f->internaldate = ms_bin_i64(r, i, 4);
 		f->savedate = ms_bin_i64(r, i, 5);
 		f->size = ms_bin_i64(r, i, 6);
-		f->emailid = PQgetvalue(r, i, 7);
-		f->threadid = PQgetvalue(r, i, 8);
+		f->emailid = PQgetisnull(r, i, 7) ? NULL : PQgetvalue(r, i, 7);
+		f->threadid = PQgetisnull(r, i, 8) ? NULL : PQgetvalue(r, i, 8);
 		if (col_structure >= 0) {
 			f->structure = PQgetvalue(r, i, col_structure);
 			f->structure_len = (size_t)PQgetlength(r, i, col_structure);
 		}
-		if (col_raw >= 0) {
+		if (col_raw >= 0 && !PQgetisnull(r, i, col_raw)) {
 			f->raw = (const uint8_t *)PQgetvalue(r, i, col_raw);
 			f->raw_len = (size_t)PQgetlength(r, i, col_raw);
 		}

@@ -126,11 +126,18 @@ int ms_append(struct bu_db *db, int64_t viewer, int64_t owner_id, int64_t collec
 /* ---- fetch ------------------------------------------------------------ */
 
 enum {
-	MSF_META = 1 << 0,       /* internaldate, savedate, size, emailid, threadid */
+	MSF_META = 1 << 0,       /* internaldate, savedate, emailid, threadid (uid,
+	                          * modseq, flags, keywords, size: always) */
 	MSF_STRUCTURE = 1 << 1,  /* serialized MIME tree -> structure/structure_len */
 	MSF_RAW = 1 << 2,        /* raw bytes */
 	MSF_PREVIEW = 1 << 3,
+	/* raw bytes of the first messages only, while their sizes add up to
+	 * MS_FETCH_RAW_FIRST (the first one always): raw is NULL for the
+	 * others, to be fetched with MSF_RAW. One query for a small FETCH of
+	 * bodies, a bounded result for a big one. */
+	MSF_RAW_FIRST = 1 << 4,
 };
+#define MS_FETCH_RAW_FIRST ((int64_t)2 * 1024 * 1024)
 struct ms_fetch {
 	uint32_t uid;
 	int64_t modseq;
@@ -143,7 +150,7 @@ struct ms_fetch {
 	char *threadid;
 	char *structure;           /* mime_serialize() output */
 	size_t structure_len;
-	const uint8_t *raw;        /* arena */
+	const uint8_t *raw;        /* arena (MSF_RAW_FIRST: NULL when not loaded) */
 	size_t raw_len;
 	char *preview;
 };

@@ -1051,26 +1051,31 @@ struct dctx {
 	size_t len, pos;
 	size_t n_parts;
 	bool bad;
+	char *sbuf;            /* decoded strings, len + 1 bytes */
+	size_t sused;
 };
 
-/* next token (after one separating space) */
+/* next token (after one separating space); tokens are short, so a plain
+ * loop beats memchr's call */
 static bool des_tok(struct dctx *c, const char **t_r, size_t *n_r)
 {
-	const char *sp;
+	const char *s = c->s, *t;
+	size_t pos = c->pos, len = c->len;
 
-	if (c->bad || c->pos >= c->len || c->s[c->pos] != ' ') {
+	if (c->bad || pos >= len || s[pos] != ' ') {
 		c->bad = true;
 		return false;
 	}
-	c->pos++;
-	sp = memchr(c->s + c->pos, ' ', c->len - c->pos);
-	*t_r = c->s + c->pos;
-	*n_r = sp != NULL ? (size_t)(sp - *t_r) : c->len - c->pos;
+	t = s + ++pos;
+	while (pos < len && s[pos] != ' ')
+		pos++;
+	*t_r = t;
+	*n_r = (size_t)(s + pos - t);
 	if (*n_r == 0) {
 		c->bad = true;
 		return false;
 	}
-	c->pos += *n_r;
+	c->pos = pos;
 	return true;
 }
 
@@ -1100,39 +1105,50 @@ static uint64_t des_num(struct dctx *c, uint64_t max)
 	return v;
 }
 
+/* A string token: "-" (NULL) or "." and its %XX-escaped bytes. Decoded
+ * in one pass into the strings area (c->sbuf): a decoded string and its
+ * NUL never take more bytes than its token and separating space, so the
+ * area, as long as the input, always has room. */
 static char *des_str(struct dctx *c)
 {
-	const char *t;
-	size_t n, i, w = 0;
+	const char *s = c->s;
+	size_t pos = c->pos, len = c->len, w = 0;
 	char *o;
 
-	if (!des_tok(c, &t, &n))
-		return NULL;
-	if (n == 1 && t[0] == '-')
-		return NULL;
-	if (t[0] != '.') {
+	if (c->bad || pos + 1 >= len || s[pos] != ' ') {
 		c->bad = true;
 		return NULL;
 	}
-	if (memchr(t, '%', n) == NULL)
-		return bu_arena_strndup(c->a, t + 1, n - 1);
-	o = bu_arena_alloc(c->a, n);
-	for (i = 1; i < n; i++) {
-		if (t[i] == '%') {
+	pos++;
+	if (s[pos] == '-' && (pos + 1 == len || s[pos + 1] == ' ')) {
+		c->pos = pos + 1;
+		return NULL;
+	}
+	if (s[pos] != '.') {
+		c->bad = true;
+		return NULL;
+	}
+	pos++;
+	o = c->sbuf + c->sused;
+	while (pos < len && s[pos] != ' ') {
+		if (s[pos] == '%') {
 			int h, l;
 
-			if (i + 2 >= n || (h = pct_hex((uint8_t)t[i + 1])) < 0 ||
-			    (l = pct_hex((uint8_t)t[i + 2])) < 0 || (h == 0 && l == 0)) {
+			if (pos + 2 >= len || (h = pct_hex((uint8_t)s[pos + 1])) < 0 ||
+			    (l = pct_hex((uint8_t)s[pos + 2])) < 0 || (h == 0 && l == 0)) {
 				c->bad = true;
 				return NULL;
 			}
 			o[w++] = (char)(h << 4 | l);
-			i += 2;
+			pos += 3;
 		} else {
-			o[w++] = t[i];
+			o[w++] = s[pos++];
 		}
 	}
 	o[w] = '\0';
+	c->sused += w + 1;
+	bu_assert(c->sused <= c->len + 1);
+	c->pos = pos;
 	return o;
 }
 
@@ -1275,11 +1291,12 @@ static bool des_part(struct dctx *c, struct mime_part *p, unsigned depth)
 
 struct mime_part *mime_deserialize(struct bu_arena *a, const char *s, size_t len)
 {
-	struct dctx c = { a, s, len, 2, 0, false };
+	struct dctx c = { a, s, len, 2, 0, false, NULL, 0 };
 	struct mime_part *root;
 
 	if (s == NULL || len < 2 || s[0] != 'M' || s[1] != '1')
 		return NULL;
+	c.sbuf = bu_arena_alloc(a, bu_size_add(len, 1));
 	root = bu_arena_alloc(a, sizeof(*root));
 	if (!des_part(&c, root, 0) || c.pos != c.len || root->envelope == NULL)
 		return NULL;

@@ -13,7 +13,9 @@
  * it big); when bodies
  * are wanted, their raw bytes come in smaller batches bounded by
  * FETCH_RAW_BYTES, so neither the database result nor cmd->out grows with
- * the size of the request. Each round ends with cmd->again, the framework
+ * the size of the request. A small request (up to FETCH_DIRECT_MAX
+ * messages: all bodies; up to FETCH_FIRST_MAX: the bodies of the first
+ * MS_FETCH_RAW_FIRST bytes) gets them with the window, in one query. Each round ends with cmd->again, the framework
  * flushes and calls us again when the client has read enough.
  *
  * \Seen: a body item without PEEK marks the message \Seen (when the
@@ -45,6 +47,102 @@
 #define FETCH_RAW_BYTES ((int64_t)2 * 1024 * 1024)
 /* up to this many messages, bodies come with the metadata in one query */
 #define FETCH_DIRECT_MAX 4
+/* up to this many, so do those of the first MS_FETCH_RAW_FIRST bytes */
+#define FETCH_FIRST_MAX 256
+
+/* ---- output helpers ---------------------------------------------------- */
+
+/* bu_buf_append, inline when the bytes fit (the ENVELOPE and BODYSTRUCTURE
+ * writers append thousands of short pieces per window) */
+static inline void put_bytes(struct bu_buf *out, const void *p, size_t n)
+{
+	if (out->max == 0 && out->len + n < out->cap) {
+		memcpy(out->data + out->len, p, n);
+		out->len += n;
+		out->data[out->len] = '\0';
+		return;
+	}
+	bu_buf_append(out, p, n);
+}
+
+static inline void put_byte(struct bu_buf *out, char c)
+{
+	if (out->max == 0 && out->len + 1 < out->cap) {
+		out->data[out->len++] = (uint8_t)c;
+		out->data[out->len] = '\0';
+		return;
+	}
+	bu_buf_append_byte(out, (uint8_t)c);
+}
+
+/* a constant */
+#define PUT(out, lit) put_bytes((out), (lit), sizeof(lit) - 1)
+
+/* how a byte goes into a quoted string: as it is, after a backslash, or
+ * not at all (the string must be a literal: NUL, CR, LF, 8-bit) */
+enum { Q_PLAIN, Q_ESCAPE, Q_LITERAL };
+static const uint8_t qclass[256] = {
+	[0] = Q_LITERAL, ['\r'] = Q_LITERAL, ['\n'] = Q_LITERAL,
+	['"'] = Q_ESCAPE, ['\\'] = Q_ESCAPE,
+	[0x80 ... 0xff] = Q_LITERAL,
+};
+
+/* imap_write_string's output (a quoted string when it can be one, else a
+ * literal) in one pass for the common case: the ENVELOPE and BODYSTRUCTURE
+ * of FETCH 1:* are thousands of these. Anything quotable() in response.c
+ * would refuse (over 4096 bytes, NUL, CR, LF, 8-bit) goes to
+ * imap_write_string itself, so the two cannot disagree on what they
+ * write, only on how fast. */
+static void put_string(struct bu_buf *out, const char *s, size_t len)
+{
+	const uint8_t *p = (const uint8_t *)s;
+	uint8_t *o;
+	size_t i, w = 0;
+
+	if (s == NULL || len > 4096 || bu_buf_reserve(out, 2 * len + 2) < 0) {
+		imap_write_string(out, s, len);
+		return;
+	}
+	o = out->data + out->len;
+	o[w++] = '"';
+	for (i = 0; i < len; i++) {
+		uint8_t q = qclass[p[i]];
+
+		if (q != Q_PLAIN) {
+			if (q == Q_LITERAL) {
+				imap_write_string(out, s, len);
+				return;
+			}
+			o[w++] = '\\';
+		}
+		o[w++] = p[i];
+	}
+	o[w++] = '"';
+	out->len += w;
+	out->data[out->len] = '\0';
+}
+
+static void put_nstring(struct bu_buf *out, const char *s)
+{
+	if (s == NULL)
+		PUT(out, "NIL");
+	else
+		put_string(out, s, strlen(s));
+}
+
+/* " %zu" */
+static void put_num(struct bu_buf *out, uint64_t v)
+{
+	char tmp[24];
+	size_t i = sizeof(tmp);
+
+	do {
+		tmp[--i] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v > 0);
+	tmp[--i] = ' ';
+	put_bytes(out, tmp + i, sizeof(tmp) - i);
+}
 
 /* ---- ENVELOPE -------------------------------------------------------- */
 
@@ -53,37 +151,37 @@ static void write_addrs(struct bu_buf *out, const struct mime_address *v, size_t
 	size_t i;
 
 	if (n == 0) {
-		bu_buf_append_str(out, "NIL");
+		PUT(out, "NIL");
 		return;
 	}
-	bu_buf_append_byte(out, '(');
+	put_byte(out, '(');
 	for (i = 0; i < n; i++) {
 		const struct mime_address *ad = &v[i];
 
 		if (ad->group_end) {
 			/* RFC 3501 7.4.2: end of group */
-			bu_buf_append_str(out, "(NIL NIL NIL NIL)");
+			PUT(out, "(NIL NIL NIL NIL)");
 			continue;
 		}
 		if (ad->group_start) {
-			bu_buf_append_str(out, "(NIL NIL ");
-			imap_write_nstring(out, ad->mailbox != NULL ? ad->mailbox : "");
-			bu_buf_append_str(out, " NIL)");
+			PUT(out, "(NIL NIL ");
+			put_nstring(out, ad->mailbox != NULL ? ad->mailbox : "");
+			PUT(out, " NIL)");
 			continue;
 		}
-		bu_buf_append_byte(out, '(');
-		imap_write_nstring(out, ad->name);
-		bu_buf_append_byte(out, ' ');
-		imap_write_nstring(out, ad->adl);
-		bu_buf_append_byte(out, ' ');
+		put_byte(out, '(');
+		put_nstring(out, ad->name);
+		put_byte(out, ' ');
+		put_nstring(out, ad->adl);
+		put_byte(out, ' ');
 		/* a NIL host would read as a group marker: name what is missing
 		 * the way other servers do */
-		imap_write_nstring(out, ad->mailbox != NULL ? ad->mailbox : "MISSING_MAILBOX");
-		bu_buf_append_byte(out, ' ');
-		imap_write_nstring(out, ad->host != NULL ? ad->host : "MISSING_DOMAIN");
-		bu_buf_append_byte(out, ')');
+		put_nstring(out, ad->mailbox != NULL ? ad->mailbox : "MISSING_MAILBOX");
+		put_byte(out, ' ');
+		put_nstring(out, ad->host != NULL ? ad->host : "MISSING_DOMAIN");
+		put_byte(out, ')');
 	}
-	bu_buf_append_byte(out, ')');
+	put_byte(out, ')');
 }
 
 void imap_write_envelope(struct bu_buf *out, const struct mime_part *msg)
@@ -91,37 +189,37 @@ void imap_write_envelope(struct bu_buf *out, const struct mime_part *msg)
 	const struct mime_envelope *e = msg != NULL ? msg->envelope : NULL;
 
 	if (e == NULL) {
-		bu_buf_append_str(out, "(NIL NIL NIL NIL NIL NIL NIL NIL NIL NIL)");
+		PUT(out, "(NIL NIL NIL NIL NIL NIL NIL NIL NIL NIL)");
 		return;
 	}
-	bu_buf_append_byte(out, '(');
-	imap_write_nstring(out, e->date);
-	bu_buf_append_byte(out, ' ');
-	imap_write_nstring(out, e->subject);
-	bu_buf_append_byte(out, ' ');
+	put_byte(out, '(');
+	put_nstring(out, e->date);
+	put_byte(out, ' ');
+	put_nstring(out, e->subject);
+	put_byte(out, ' ');
 	write_addrs(out, e->from, e->n_from);
-	bu_buf_append_byte(out, ' ');
+	put_byte(out, ' ');
 	/* RFC 3501 7.4.2: Sender and Reply-To default to From */
 	if (e->n_sender > 0)
 		write_addrs(out, e->sender, e->n_sender);
 	else
 		write_addrs(out, e->from, e->n_from);
-	bu_buf_append_byte(out, ' ');
+	put_byte(out, ' ');
 	if (e->n_reply_to > 0)
 		write_addrs(out, e->reply_to, e->n_reply_to);
 	else
 		write_addrs(out, e->from, e->n_from);
-	bu_buf_append_byte(out, ' ');
+	put_byte(out, ' ');
 	write_addrs(out, e->to, e->n_to);
-	bu_buf_append_byte(out, ' ');
+	put_byte(out, ' ');
 	write_addrs(out, e->cc, e->n_cc);
-	bu_buf_append_byte(out, ' ');
+	put_byte(out, ' ');
 	write_addrs(out, e->bcc, e->n_bcc);
-	bu_buf_append_byte(out, ' ');
-	imap_write_nstring(out, e->in_reply_to);
-	bu_buf_append_byte(out, ' ');
-	imap_write_nstring(out, e->message_id);
-	bu_buf_append_byte(out, ')');
+	put_byte(out, ' ');
+	put_nstring(out, e->in_reply_to);
+	put_byte(out, ' ');
+	put_nstring(out, e->message_id);
+	put_byte(out, ')');
 }
 
 /* ---- BODYSTRUCTURE ------------------------------------------------------ */
@@ -133,13 +231,13 @@ static void write_upper(struct bu_buf *out, const char *s)
 	size_t n = strlen(s), i;
 
 	if (n >= sizeof(tmp)) {
-		imap_write_string(out, s, n);
+		put_string(out, s, n);
 		return;
 	}
 	for (i = 0; i < n; i++)
 		tmp[i] = (s[i] >= 'a' && s[i] <= 'z') ? (char)(s[i] - 32) : s[i];
 	tmp[n] = '\0';
-	imap_write_string(out, tmp, n);
+	put_string(out, tmp, n);
 }
 
 static void write_params(struct bu_buf *out, const struct mime_param *v, size_t n,
@@ -152,31 +250,31 @@ static void write_params(struct bu_buf *out, const struct mime_param *v, size_t 
 		bu_buf_append_str(out, default_charset ? "(\"charset\" \"us-ascii\")" : "NIL");
 		return;
 	}
-	bu_buf_append_byte(out, '(');
+	put_byte(out, '(');
 	for (i = 0; i < n; i++) {
 		const char *name = v[i].name != NULL ? v[i].name : "";
 		const char *value = v[i].value != NULL ? v[i].value : "";
 
 		if (i > 0)
-			bu_buf_append_byte(out, ' ');
-		imap_write_string(out, name, strlen(name));
-		bu_buf_append_byte(out, ' ');
-		imap_write_string(out, value, strlen(value));
+			put_byte(out, ' ');
+		put_string(out, name, strlen(name));
+		put_byte(out, ' ');
+		put_string(out, value, strlen(value));
 	}
-	bu_buf_append_byte(out, ')');
+	put_byte(out, ')');
 }
 
 static void write_disposition(struct bu_buf *out, const struct mime_part *p)
 {
 	if (p->disposition == NULL) {
-		bu_buf_append_str(out, "NIL");
+		PUT(out, "NIL");
 		return;
 	}
-	bu_buf_append_byte(out, '(');
+	put_byte(out, '(');
 	write_upper(out, p->disposition);
-	bu_buf_append_byte(out, ' ');
+	put_byte(out, ' ');
 	write_params(out, p->disp_params, p->n_disp_params, false);
-	bu_buf_append_byte(out, ')');
+	put_byte(out, ')');
 }
 
 /* body-fld-lang: NIL, one string, or a list for "en, de" */
@@ -186,14 +284,14 @@ static void write_language(struct bu_buf *out, const char *lang)
 	bool first = true;
 
 	if (lang == NULL || *lang == '\0') {
-		bu_buf_append_str(out, "NIL");
+		PUT(out, "NIL");
 		return;
 	}
 	if (strchr(lang, ',') == NULL) {
-		imap_write_nstring(out, lang);
+		put_nstring(out, lang);
 		return;
 	}
-	bu_buf_append_byte(out, '(');
+	put_byte(out, '(');
 	for (p = lang; *p != '\0';) {
 		size_t n;
 
@@ -208,23 +306,23 @@ static void write_language(struct bu_buf *out, const char *lang)
 		if (n == 0)
 			continue;
 		if (!first)
-			bu_buf_append_byte(out, ' ');
-		imap_write_string(out, start, n);
+			put_byte(out, ' ');
+		put_string(out, start, n);
 		first = false;
 	}
 	if (first)
-		bu_buf_append_str(out, "\"\"");
-	bu_buf_append_byte(out, ')');
+		PUT(out, "\"\"");
+	put_byte(out, ')');
 }
 
 static void write_ext_tail(struct bu_buf *out, const struct mime_part *p)
 {
-	bu_buf_append_byte(out, ' ');
+	put_byte(out, ' ');
 	write_disposition(out, p);
-	bu_buf_append_byte(out, ' ');
+	put_byte(out, ' ');
 	write_language(out, p->language);
-	bu_buf_append_byte(out, ' ');
-	imap_write_nstring(out, p->location);
+	put_byte(out, ' ');
+	put_nstring(out, p->location);
 }
 
 static void write_part(struct bu_buf *out, const struct mime_part *p, bool ext, int depth);
@@ -239,19 +337,19 @@ static void write_multipart(struct bu_buf *out, const struct mime_part *p, bool 
 {
 	size_t i;
 
-	bu_buf_append_byte(out, '(');
+	put_byte(out, '(');
 	if (p->n_children == 0)
 		write_empty_text(out);   /* a multipart must have a body part */
 	for (i = 0; i < p->n_children; i++)
 		write_part(out, &p->children[i], ext, depth + 1);
-	bu_buf_append_byte(out, ' ');
+	put_byte(out, ' ');
 	write_upper(out, p->subtype != NULL ? p->subtype : "mixed");
 	if (ext) {
-		bu_buf_append_byte(out, ' ');
+		put_byte(out, ' ');
 		write_params(out, p->params, p->n_params, false);
 		write_ext_tail(out, p);
 	}
-	bu_buf_append_byte(out, ')');
+	put_byte(out, ')');
 }
 
 static bool is_type(const struct mime_part *p, const char *type)
@@ -273,38 +371,38 @@ static void write_part(struct bu_buf *out, const struct mime_part *p, bool ext, 
 		write_multipart(out, p, ext, depth);
 		return;
 	}
-	bu_buf_append_byte(out, '(');
+	put_byte(out, '(');
 	write_upper(out, p->type != NULL ? p->type : "text");
-	bu_buf_append_byte(out, ' ');
+	put_byte(out, ' ');
 	write_upper(out, p->subtype != NULL ? p->subtype : "plain");
-	bu_buf_append_byte(out, ' ');
+	put_byte(out, ' ');
 	write_params(out, p->params, p->n_params, text);
-	bu_buf_append_byte(out, ' ');
-	imap_write_nstring(out, p->id);
-	bu_buf_append_byte(out, ' ');
-	imap_write_nstring(out, p->description);
-	bu_buf_append_byte(out, ' ');
+	put_byte(out, ' ');
+	put_nstring(out, p->id);
+	put_byte(out, ' ');
+	put_nstring(out, p->description);
+	put_byte(out, ' ');
 	write_upper(out, p->encoding != NULL ? p->encoding : "7bit");
-	bu_buf_printf(out, " %zu", p->body_len);
+	put_num(out, p->body_len);
 	if (msg) {
 		/* RFC 3501 7.4.2 body-type-msg: envelope, body, lines */
-		bu_buf_append_byte(out, ' ');
+		put_byte(out, ' ');
 		imap_write_envelope(out, p->message);
-		bu_buf_append_byte(out, ' ');
+		put_byte(out, ' ');
 		if (p->message != NULL)
 			write_part(out, p->message, ext, depth + 1);
 		else
 			write_empty_text(out);
-		bu_buf_printf(out, " %zu", p->body_lines);
+		put_num(out, p->body_lines);
 	} else if (text) {
-		bu_buf_printf(out, " %zu", p->body_lines);
+		put_num(out, p->body_lines);
 	}
 	if (ext) {
-		bu_buf_append_byte(out, ' ');
-		imap_write_nstring(out, p->md5);
+		put_byte(out, ' ');
+		put_nstring(out, p->md5);
 		write_ext_tail(out, p);
 	}
-	bu_buf_append_byte(out, ')');
+	put_byte(out, ')');
 }
 
 void imap_write_bodystructure(struct bu_buf *out, const struct mime_part *part, bool extended)
@@ -439,8 +537,11 @@ struct fetch_state {
 	size_t n_win, win_pos;
 	bool *win_flags_changed;   /* \Seen set by this FETCH */
 	struct bu_arena *ba;       /* body batch arena */
+	struct bu_arena *ta;       /* one message's tree, reset per message */
 	bool set_seen;             /* this FETCH may set \Seen */
 	bool direct;               /* bodies come with the window */
+	bool first;                /* the first bodies come with the window */
+	bool whole;                /* some item is a whole message (BODY[]) */
 	bool started;
 	struct ms_msg *own;        /* our own \Seen changes (for the sync) */
 	size_t n_own, cap_own;
@@ -453,6 +554,7 @@ static void fetch_state_free(void *p)
 
 	bu_arena_destroy(&st->wa);
 	bu_arena_destroy(&st->ba);
+	bu_arena_destroy(&st->ta);
 	bu_buf_deinit(&st->tmp);
 	free(st->own);
 }
@@ -485,24 +587,38 @@ static bool selected_unchanged(const struct fetch_state *st, const struct ms_fet
 	return st->req.changedsince >= 0 && f->modseq <= st->req.changedsince;
 }
 
+/* Room in cmd->out for whole bodies about to be written (bytes in count
+ * messages): one allocation rather than a doubling series of copies of
+ * the growing buffer. */
+static void reserve_bodies(struct imap_cmd *cmd, const struct fetch_state *st, size_t bytes,
+			   size_t count)
+{
+	if (st->whole && bytes > 0)
+		bu_buf_reserve(&cmd->out, bytes + count * 128);
+}
+
 /* Load the next window of metadata (and, in direct mode, bodies). */
 static int load_window(struct imap_cmd *cmd, struct bu_db *db, struct fetch_state *st)
 {
 	struct imap_session *s = cmd->s;
 	struct imap_mailbox *mb = s->sel;
 	size_t k = st->n_uids - st->pos;
-	unsigned what = MSF_META;
+	unsigned what = 0;
 	int ret;
 
 	if (k > (st->req.need_structure ? FETCH_WINDOW_STRUCTURE : FETCH_WINDOW))
 		k = st->req.need_structure ? FETCH_WINDOW_STRUCTURE : FETCH_WINDOW;
 	bu_arena_reset(st->wa);
+	if (st->req.items & (FI_INTERNALDATE | FI_EMAILID | FI_THREADID | FI_SAVEDATE))
+		what |= MSF_META;
 	if (st->req.need_structure)
 		what |= MSF_STRUCTURE;
 	if (st->req.items & FI_PREVIEW)
 		what |= MSF_PREVIEW;
 	if (st->direct)
 		what |= MSF_RAW;
+	else if (st->first)
+		what |= MSF_RAW_FIRST;
 	ret = ms_fetch(db, st->wa, s->user_id, mb->owner_id, mb->collection_id,
 		       st->uids + st->pos, k, what, &st->win, &st->n_win);
 	if (ret < 0)
@@ -629,11 +745,14 @@ static void write_body_item(struct fetch_state *st, struct bu_buf *out, const st
 	write_body_literal(out, p, n, b->kind == FB_BINARY);
 }
 
-/* One "* n FETCH (...)"; false when a BINARY item met an unknown CTE. */
-static bool write_message(struct imap_cmd *cmd, struct fetch_state *st, struct bu_arena *a,
+/* One "* n FETCH (...)"; false when a BINARY item met an unknown CTE.
+ * The message's tree lives in st->ta only while it is written: the same
+ * few pages serve every message of a window. */
+static bool write_message(struct imap_cmd *cmd, struct fetch_state *st,
 			  const struct ms_fetch *f, bool flags_changed, const uint8_t *raw,
 			  size_t raw_len)
 {
+	struct bu_arena *a = st->ta;
 	struct imap_session *s = cmd->s;
 	struct imap_mailbox *mb = s->sel;
 	const struct fetch_req *r = &st->req;
@@ -645,22 +764,26 @@ static bool write_message(struct imap_cmd *cmd, struct fetch_state *st, struct b
 
 	if (seq == 0)
 		return true;
+	bu_arena_reset(a);
 	if (r->need_structure)
 		root = tree_of(a, f, raw, raw_len);
 	if (!binary_ok(r, root))
 		return false;
-#define SEP() do { if (sp) bu_buf_append_byte(out, ' '); sp = true; } while (0)
-	bu_buf_printf(out, "* %u FETCH (", seq);
+#define SEP() do { if (sp) put_byte(out, ' '); sp = true; } while (0)
+	PUT(out, "*");
+	put_num(out, seq);
+	PUT(out, " FETCH (");
 	/* RFC 7162 3.1: once CONDSTORE is enabled, FETCH responses that
 	 * carry MODSEQ (flag changes included) carry the UID too */
 	if ((r->items & FI_UID) || cmd->uid ||
 	    (s->condstore && ((r->items & FI_MODSEQ) || flags_changed))) {
 		SEP();
-		bu_buf_printf(out, "UID %u", f->uid);
+		PUT(out, "UID");
+		put_num(out, f->uid);
 	}
 	if ((r->items & FI_FLAGS) || flags_changed) {
 		SEP();
-		bu_buf_append_str(out, "FLAGS ");
+		PUT(out, "FLAGS ");
 		imap_write_flags(out, f->flags & ~(uint32_t)MF_RECENT, f->keywords,
 				 !s->imap4rev2 && imap_uid_in(mb->recent, mb->n_recent, f->uid));
 	}
@@ -675,17 +798,17 @@ static bool write_message(struct imap_cmd *cmd, struct fetch_state *st, struct b
 	}
 	if (r->items & FI_ENVELOPE) {
 		SEP();
-		bu_buf_append_str(out, "ENVELOPE ");
+		PUT(out, "ENVELOPE ");
 		imap_write_envelope(out, root);
 	}
 	if (r->items & FI_BODY) {
 		SEP();
-		bu_buf_append_str(out, "BODY ");
+		PUT(out, "BODY ");
 		imap_write_bodystructure(out, root, false);
 	}
 	if (r->items & FI_BODYSTRUCTURE) {
 		SEP();
-		bu_buf_append_str(out, "BODYSTRUCTURE ");
+		PUT(out, "BODYSTRUCTURE ");
 		imap_write_bodystructure(out, root, true);
 	}
 	if ((r->items & FI_MODSEQ) || (flags_changed && s->condstore)) {
@@ -727,7 +850,7 @@ static bool write_message(struct imap_cmd *cmd, struct fetch_state *st, struct b
 		write_body_item(st, out, &r->bodies[i], root, raw, raw_len);
 	}
 #undef SEP
-	bu_buf_append_str(out, ")\r\n");
+	PUT(out, ")\r\n");
 	return true;
 }
 
@@ -814,12 +937,19 @@ static void fetch_run(struct imap_cmd *cmd, struct bu_db *db)
 	start = st->win_pos;
 	if (!st->req.need_raw || st->direct) {
 		/* the whole window in this round */
+		if (st->direct) {
+			size_t bytes = 0;
+
+			for (i = st->win_pos; i < st->n_win; i++)
+				bytes += st->win[i].raw_len;
+			reserve_bodies(cmd, st, bytes, st->n_win - st->win_pos);
+		}
 		for (i = st->win_pos; i < st->n_win; i++) {
 			const struct ms_fetch *f = &st->win[i];
 
 			if (selected_unchanged(st, f))
 				continue;
-			if (!write_message(cmd, st, st->wa, f, st->win_flags_changed[i], f->raw,
+			if (!write_message(cmd, st, f, st->win_flags_changed[i], f->raw,
 					   f->raw_len)) {
 				imap_reply_no(cmd, "[UNKNOWN-CTE] Cannot decode the "
 					      "Content-Transfer-Encoding of a part");
@@ -828,6 +958,28 @@ static void fetch_run(struct imap_cmd *cmd, struct bu_db *db)
 		}
 		st->win_pos = st->n_win;
 	} else {
+		/* bodies the window query brought (MSF_RAW_FIRST: a prefix) */
+		size_t loaded = 0;
+
+		for (i = start; i < st->n_win && st->win[i].raw != NULL; i++)
+			loaded += st->win[i].raw_len;
+		reserve_bodies(cmd, st, loaded, i - start);
+		for (i = start; i < st->n_win && st->win[i].raw != NULL; i++) {
+			const struct ms_fetch *f = &st->win[i];
+
+			if (selected_unchanged(st, f))
+				continue;
+			if (!write_message(cmd, st, f, st->win_flags_changed[i], f->raw,
+					   f->raw_len)) {
+				imap_reply_no(cmd, "[UNKNOWN-CTE] Cannot decode the "
+					      "Content-Transfer-Encoding of a part");
+				return;
+			}
+		}
+		if (i > start) {
+			st->win_pos = i;
+			goto round_done;
+		}
 		/* bodies: the next batch of the window, bounded in bytes */
 		uint32_t *batch = bu_arena_alloc(st->wa,
 						 (st->n_win - start + 1) * sizeof(uint32_t));
@@ -854,6 +1006,10 @@ static void fetch_run(struct imap_cmd *cmd, struct bu_db *db)
 				return;
 			}
 		}
+		for (j = 0; j < n_res; j++)
+			loaded += res[j].raw_len;
+		reserve_bodies(cmd, st, loaded, n_res);
+		j = 0;
 		for (; start < i; start++) {
 			const struct ms_fetch *f = &st->win[start];
 
@@ -863,7 +1019,7 @@ static void fetch_run(struct imap_cmd *cmd, struct bu_db *db)
 				j++;
 			if (j >= n_res || res[j].uid != f->uid)
 				continue;       /* expunged meanwhile */
-			if (!write_message(cmd, st, st->ba, f, st->win_flags_changed[start],
+			if (!write_message(cmd, st, f, st->win_flags_changed[start],
 					   res[j].raw, res[j].raw_len)) {
 				imap_reply_no(cmd, "[UNKNOWN-CTE] Cannot decode the "
 					      "Content-Transfer-Encoding of a part");
@@ -872,6 +1028,7 @@ static void fetch_run(struct imap_cmd *cmd, struct bu_db *db)
 		}
 		st->win_pos = i;
 	}
+round_done:
 	if (st->win_pos < st->n_win || st->pos < st->n_uids) {
 		cmd->again = true;
 		return;
@@ -910,8 +1067,17 @@ void imap_cmd_fetch(struct imap_cmd *cmd)
 	st->set_seen = st->req.sets_seen && wants_seen(&st->req) && !mb->readonly &&
 		       (mb->rights & ACL_SEEN);
 	st->direct = st->req.need_raw && st->n_uids <= FETCH_DIRECT_MAX;
+	st->first = st->req.need_raw && !st->direct && st->n_uids <= FETCH_FIRST_MAX;
+	for (size_t i = 0; i < st->req.n_bodies; i++) {
+		const struct fetch_body *b = &st->req.bodies[i];
+
+		if ((b->kind == FB_BODY || b->kind == FB_RFC822 || b->kind == FB_BINARY) &&
+		    b->sect.kind == FS_PART && (b->sect.path == NULL || *b->sect.path == '\0') && !b->partial)
+			st->whole = true;
+	}
 	st->wa = bu_arena_create(64 * 1024);
 	st->ba = bu_arena_create(64 * 1024);
+	st->ta = bu_arena_create(16 * 1024);
 	bu_buf_init(&st->tmp, 0);
 	bu_arena_cleanup(cmd->a, fetch_state_free, st);
 	cmd->priv = st;

@@ -1376,6 +1376,142 @@ static void test_bulk(void)
 		(long long)(bu_mono_us() - t0) / 1000);
 }
 
+/* SELECT's one-row read (binary arrays, keywords only where present, rows
+ * out of UID order after updates) and FETCH's UID forms: one UID, a range,
+ * a list with gaps, duplicates, absent UIDs and out-of-order input. */
+static void test_open_fetch_forms(void)
+{
+	int64_t f = folder(alice, "Forms");
+	static const char *const kw1[] = { "$Label1", NULL };
+	static const char *const kw2[] = { "Foo", "Bar", NULL };
+	struct ms_store_result res;
+	struct ms_mailbox *mb = NULL;
+	struct ms_fetch *r = NULL;
+	uint32_t u[8], *exp = NULL;
+	size_t n = 0;
+
+	GW_CHECK(ms_mailbox_open(db, A, alice, alice, f, &mb) == 0 && mb->n_msgs == 0 &&
+		 mb->msgs != NULL && mb->keywords != NULL && mb->keywords[0] == NULL);
+	for (int i = 0; i < 8; i++) {
+		char msg[160];
+
+		snprintf(msg, sizeof(msg), "Subject: form %d\r\nMessage-ID: <form%d@x>\r\n\r\n"
+			 "body %d\r\n", i, i, i);
+		u[i] = append_kw(alice, alice, f, msg, i == 3 ? MF_SEEN : 0,
+				 i == 1 ? kw1 : i == 5 ? kw2 : NULL, 0);
+	}
+	/* updates move rows: the table order is no longer the UID order */
+	GW_CHECK(ms_store(db, A, alice, alice, f, u, 1, MS_STORE_ADD, MF_FLAGGED, NULL, -1,
+			  &res) == 1);
+	GW_CHECK(ms_store(db, A, alice, alice, f, u + 2, 1, MS_STORE_ADD, 0, kw1, -1, &res) == 1);
+	GW_CHECK(ms_store(db, A, alice, alice, f, u + 6, 1, MS_STORE_ADD, MF_DELETED, NULL, -1,
+			  &res) == 1);
+	GW_CHECK(ms_expunge(db, A, alice, alice, f, NULL, 0, &exp, &n) == 1 && exp[0] == u[6]);
+	GW_CHECK(ms_mailbox_open(db, A, alice, alice, f, &mb) == 0 && mb->n_msgs == 7);
+	for (size_t i = 1; mb != NULL && i < mb->n_msgs; i++)
+		GW_CHECK(mb->msgs[i - 1].uid < mb->msgs[i].uid);
+	GW_CHECK(find_msg(mb, u[0]) && find_msg(mb, u[0])->flags == MF_FLAGGED &&
+		 kw_count(find_msg(mb, u[0])->keywords) == 0);
+	GW_CHECK(find_msg(mb, u[1]) && kw_count(find_msg(mb, u[1])->keywords) == 1 &&
+		 kw_has(find_msg(mb, u[1])->keywords, "$Label1"));
+	GW_CHECK(find_msg(mb, u[2]) && kw_count(find_msg(mb, u[2])->keywords) == 1 &&
+		 kw_has(find_msg(mb, u[2])->keywords, "$label1"));
+	GW_CHECK(find_msg(mb, u[3]) && find_msg(mb, u[3])->flags == MF_SEEN);
+	GW_CHECK(find_msg(mb, u[5]) && kw_count(find_msg(mb, u[5])->keywords) == 2 &&
+		 kw_has(find_msg(mb, u[5])->keywords, "Foo") &&
+		 kw_has(find_msg(mb, u[5])->keywords, "Bar"));
+	GW_CHECK(find_msg(mb, u[6]) == NULL && find_msg(mb, u[7]) != NULL &&
+		 kw_count(find_msg(mb, u[7])->keywords) == 0);
+	GW_CHECK(mb->uidnext == u[7] + 1 && kw_count(mb->keywords) == 3);
+	GW_CHECK(find_msg(mb, u[2]) && find_msg(mb, u[0]) &&
+		 mb->highestmodseq >= find_msg(mb, u[2])->modseq &&
+		 find_msg(mb, u[2])->modseq > find_msg(mb, u[0])->modseq);
+
+	/* one UID; an absent one */
+	GW_CHECK(ms_fetch(db, A, alice, alice, f, u + 5, 1, MSF_META | MSF_RAW, &r, &n) == 0 &&
+		 n == 1 && r[0].uid == u[5] && kw_count(r[0].keywords) == 2 && r[0].raw_len > 0);
+	GW_CHECK(ms_fetch(db, A, alice, alice, f, u + 6, 1, MSF_META, &r, &n) == 0 && n == 0);
+	/* a range over the expunged UID */
+	{
+		uint32_t range[4] = { u[4], u[5], u[6], u[7] };
+
+		GW_CHECK(ms_fetch(db, A, alice, alice, f, range, 4, MSF_META | MSF_STRUCTURE, &r,
+				  &n) == 0 && n == 3 && r[0].uid == u[4] && r[1].uid == u[5] &&
+			 r[2].uid == u[7] && r[2].structure_len > 0);
+	}
+	/* a list with gaps, duplicates, out of order */
+	{
+		uint32_t list[6] = { u[7], u[1], u[1], u[3], u[6], u[0] };
+		uint32_t dup[3] = { u[1], u[1], u[3] };
+
+		GW_CHECK(ms_fetch(db, A, alice, alice, f, list, 6, MSF_META, &r, &n) == 0 &&
+			 n == 4 && r[0].uid == u[0] && r[1].uid == u[1] && r[2].uid == u[3] &&
+			 r[3].uid == u[7] && r[2].flags == MF_SEEN);
+		/* 3 UIDs spanning 3 values but with a gap: not a range */
+		GW_CHECK(ms_fetch(db, A, alice, alice, f, dup, 3, MSF_META, &r, &n) == 0 &&
+			 n == 2 && r[0].uid == u[1] && r[1].uid == u[3]);
+	}
+	/* another viewer's \Seen in the one-row read */
+	{
+		const char *err = NULL;
+
+		GW_CHECK(acl_set(db, alice, f, "bob@example.test", ACL_LOOKUP | ACL_READ | ACL_SEEN,
+				 &err) == 1);
+		GW_CHECK(ms_store(db, A, bob, alice, f, u + 4, 1, MS_STORE_ADD, MF_SEEN, NULL, -1,
+				  &res) == 1);
+		GW_CHECK(ms_mailbox_open(db, A, bob, alice, f, &mb) == 0 && mb->n_msgs == 7 &&
+			 find_msg(mb, u[4]) && find_msg(mb, u[4])->flags == MF_SEEN &&
+			 find_msg(mb, u[3]) && find_msg(mb, u[3])->flags == 0 &&
+			 find_msg(mb, u[0]) && find_msg(mb, u[0])->flags == MF_FLAGGED &&
+			 kw_count(find_msg(mb, u[5])->keywords) == 2);
+	}
+}
+
+/* MSF_RAW_FIRST: bodies for a prefix of the result bounded in bytes, the
+ * others NULL (the caller fetches them with MSF_RAW) */
+static void test_fetch_raw_first(void)
+{
+	int64_t f = folder(alice, "RawFirst");
+	size_t big = (size_t)(MS_FETCH_RAW_FIRST / 2) + 100000, n = 0;
+	char *msg = malloc(big + 1);
+	struct ms_fetch *r = NULL;
+	uint32_t u[4];
+
+	GW_CHECK(msg != NULL);
+	if (msg == NULL)
+		return;
+	memset(msg, 'x', big);
+	memcpy(msg, "Subject: big\r\n\r\n", 16);
+	for (size_t i = 80; i < big; i += 80) {
+		msg[i - 2] = '\r';
+		msg[i - 1] = '\n';
+	}
+	msg[big] = '\0';
+	for (int i = 0; i < 3; i++)
+		u[i] = append1(alice, f, msg);
+	u[3] = append1(alice, f, msg_plain);
+	GW_CHECK(ms_fetch(db, A, alice, alice, f, u, 4, MSF_META | MSF_RAW_FIRST, &r, &n) == 0 &&
+		 n == 4);
+	if (n == 4) {
+		GW_CHECK(r[0].raw != NULL && r[0].raw_len == big && memcmp(r[0].raw, msg, big) == 0);
+		GW_CHECK(r[1].raw != NULL && r[1].raw_len == big);
+		GW_CHECK(r[2].raw == NULL && r[3].raw == NULL && r[3].size > 0);
+	}
+	/* the first one always, however big */
+	GW_CHECK(ms_fetch(db, A, alice, alice, f, u + 2, 2, MSF_META | MSF_RAW_FIRST, &r, &n) == 0 &&
+		 n == 2 && r[0].raw != NULL && r[0].raw_len == big && r[1].raw != NULL &&
+		 r[1].raw_len == strlen(msg_plain));
+	/* a list, not a range */
+	{
+		uint32_t l[2] = { u[0], u[3] };
+
+		GW_CHECK(ms_fetch(db, A, alice, alice, f, l, 2, MSF_RAW_FIRST, &r, &n) == 0 &&
+			 n == 2 && r[0].raw_len == big && r[1].raw != NULL &&
+			 memcmp(r[1].raw, msg_plain, r[1].raw_len) == 0);
+	}
+	free(msg);
+}
+
 int main(void)
 {
 	const char *err = NULL;
@@ -1406,6 +1542,8 @@ int main(void)
 	test_rename_inbox();
 	test_concurrent();
 	test_bulk();
+	test_open_fetch_forms();
+	test_fetch_raw_first();
 
 	bu_arena_destroy(&A);
 	bu_db_destroy(&db);
