@@ -176,6 +176,22 @@ static void held_add(struct imap_sess *x, const uint32_t *uids, size_t n)
 		qsort(x->held_expunges, x->n_held, sizeof(uint32_t), u32_cmp);
 }
 
+/* index of the first UID >= v (after: > v) in the map */
+static size_t uid_lower_bound(const struct imap_mailbox *mb, uint64_t v, bool after)
+{
+	size_t lo = 0, hi = mb->n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (mb->uids[mid] < v || (after && mb->uids[mid] == v))
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
 int imap_mailbox_set_uids(struct imap_cmd *cmd, const char *set, bool uid, uint32_t **uids_r,
 			  size_t *n_r)
 {
@@ -202,16 +218,22 @@ int imap_mailbox_set_uids(struct imap_cmd *cmd, const char *set, bool uid, uint3
 	if (uid) {
 		uint32_t star = mb->n > 0 ? mb->uids[mb->n - 1] : 0;
 
+		size_t total = 0;
+
 		if (imap_seqset_ranges(cmd->a, set, star, &r, &nr) < 0)
 			return -1;
-		out = bu_arena_alloc(cmd->a, (mb->n + 1) * sizeof(*out));
-		for (i = 0; i < mb->n && k < nr; i++) {
-			uint32_t u = mb->uids[i];
+		/* the ranges are sorted and disjoint: find each one's slice of
+		 * the map by binary search (a UID FETCH of one message must not
+		 * walk a big folder) */
+		for (k = 0; k < nr; k++)
+			total += uid_lower_bound(mb, r[k].hi, true) - uid_lower_bound(mb, r[k].lo, false);
+		out = bu_arena_alloc(cmd->a, (total + 1) * sizeof(*out));
+		for (k = 0; k < nr; k++) {
+			size_t a = uid_lower_bound(mb, r[k].lo, false);
+			size_t b = uid_lower_bound(mb, r[k].hi, true);
 
-			while (k < nr && r[k].hi < u)
-				k++;
-			if (k < nr && r[k].lo <= u)
-				out[o++] = u;
+			for (i = a; i < b; i++)
+				out[o++] = mb->uids[i];
 		}
 	} else {
 		if (imap_seqset_ranges(cmd->a, set, (uint32_t)mb->n, &r, &nr) < 0)
