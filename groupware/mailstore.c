@@ -33,6 +33,7 @@
 #include "groupware/acl.h"
 #include "groupware/mailstore_private.h"
 #include "groupware/mime.h"
+#include "groupware/msgcache.h"
 #include "server/core/db.h"
 #include "server/core/log.h"
 
@@ -1304,6 +1305,24 @@ int ms_append_internal(struct bu_db *db, int64_t viewer, int64_t owner_id,
 	if (changelog_notify(db, owner_id, collection_id) < 0 || bu_db_commit(db) < 0) {
 		ret = MS_ERR;
 		goto rollback;
+	}
+	/* new mail is what gets read next: keep what never changes of it */
+	for (size_t i = 0; i < n && mc_enabled(); i++) {
+		struct ms_fetch f;
+
+		memset(&f, 0, sizeof(f));
+		f.uid = uids_r[i];
+		f.internaldate = m[i].internaldate;
+		f.savedate = now;
+		f.size = (int64_t)m[i].in->len;
+		f.emailid = m[i].emailid;
+		f.threadid = m[i].threadid;
+		f.preview = m[i].sum.preview;
+		f.structure = m[i].structure;
+		f.structure_len = m[i].structure_len;
+		f.raw = m[i].in->data;
+		f.raw_len = m[i].in->len;
+		mc_put(owner_id, collection_id, &f);
 	}
 	if (uidvalidity_r != NULL)
 		*uidvalidity_r = uidvalidity;

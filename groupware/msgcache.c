@@ -50,11 +50,25 @@ static int64_t mc_gauge_bytes(void *ctx)
 	return b;
 }
 
+static int64_t mc_gauge_hits(void *ctx)
+{
+	(void)ctx;
+	return atomic_load(&mc_hits);
+}
+
+static int64_t mc_gauge_misses(void *ctx)
+{
+	(void)ctx;
+	return atomic_load(&mc_misses);
+}
+
 static void mc_init(void)
 {
 	for (size_t i = 0; i < MC_SHARDS; i++)
 		pthread_mutex_init(&mc_shards[i].lock, NULL);
 	bu_metric_gauge_fn_register("bureau_message_cache_bytes", mc_gauge_bytes, NULL);
+	bu_metric_gauge_fn_register("bureau_message_cache_hits", mc_gauge_hits, NULL);
+	bu_metric_gauge_fn_register("bureau_message_cache_misses", mc_gauge_misses, NULL);
 }
 
 static uint64_t mc_hash(int64_t account_id, int64_t collection_id, uint32_t uid)

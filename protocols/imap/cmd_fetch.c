@@ -36,6 +36,7 @@
 #include "groupware/acl.h"
 #include "groupware/mailstore.h"
 #include "groupware/mime.h"
+#include "groupware/msgcache.h"
 #include "server/core/log.h"
 
 /* messages per metadata query and per response round (flags and dates:
@@ -542,6 +543,8 @@ struct fetch_state {
 	bool direct;               /* bodies come with the window */
 	bool first;                /* the first bodies come with the window */
 	bool whole;                /* some item is a whole message (BODY[]) */
+	bool win_cached;           /* this window came from the message cache */
+	bool cache_fill;           /* windows carry what the cache keeps */
 	bool started;
 	struct ms_msg *own;        /* our own \Seen changes (for the sync) */
 	size_t n_own, cap_own;
@@ -598,6 +601,83 @@ static void reserve_bodies(struct imap_cmd *cmd, const struct fetch_state *st, s
 }
 
 /* Load the next window of metadata (and, in direct mode, bodies). */
+/* ---- the message cache (groupware/msgcache.h) ------------------------- */
+
+static void release_entry(void *e)
+{
+	mc_release(e);
+}
+
+/*
+ * A window can come from the cache when it asks only for what never
+ * changes (no FLAGS, MODSEQ, CHANGEDSINCE, no \Seen to set), the folder
+ * is the user's own (rights cannot have changed under us), and nothing has
+ * been committed to the account since our last sync, so every UID of our
+ * map is still there as we know it. Else the database answers, and the
+ * cache learns the bodies it returns.
+ */
+static bool cache_window_ok(struct imap_cmd *cmd, const struct fetch_state *st)
+{
+	struct imap_session *s = cmd->s;
+
+	return mc_enabled() && s->user_id == s->sel->owner_id && !st->set_seen &&
+	       !(st->req.items & (FI_FLAGS | FI_MODSEQ)) && st->req.changedsince < 0 &&
+	       !st->req.vanished && imap_sync_unneeded(imap_sess_of(s), false);
+}
+
+/* the next k UIDs from the cache: true when every one was there */
+static bool cache_window(struct imap_cmd *cmd, struct fetch_state *st, size_t k)
+{
+	struct imap_mailbox *mb = cmd->s->sel;
+	struct ms_fetch *win = bu_arena_alloc(st->wa, (k + 1) * sizeof(*win));
+	char **empty = bu_arena_alloc(st->wa, sizeof(char *));
+
+	for (size_t i = 0; i < k; i++) {
+		struct mc_entry *e = mc_get(mb->owner_id, mb->collection_id, st->uids[st->pos + i]);
+		struct ms_fetch *f = &win[i];
+
+		if (e == NULL) {
+			bu_arena_reset(st->wa);   /* releases the ones taken */
+			return false;
+		}
+		bu_arena_cleanup(st->wa, release_entry, e);
+		f->uid = e->uid;
+		f->keywords = empty;
+		f->internaldate = e->internaldate;
+		f->savedate = e->savedate;
+		f->size = e->size;
+		f->emailid = e->emailid;
+		f->threadid = e->threadid;
+		f->structure = e->structure;
+		f->structure_len = e->structure_len;
+		f->raw = e->raw;
+		f->raw_len = e->raw_len;
+		f->preview = e->preview;
+	}
+	st->win = win;
+	st->n_win = k;
+	st->pos += k;
+	st->win_pos = 0;
+	st->win_cached = true;
+	st->win_flags_changed = bu_arena_alloc(st->wa, (k + 1) * sizeof(bool));
+	return true;
+}
+
+/* a body read from the database, with the window's row f around it */
+static void cache_learn(const struct imap_cmd *cmd, const struct fetch_state *st,
+			const struct ms_fetch *f, const uint8_t *raw, size_t raw_len)
+{
+	struct imap_mailbox *mb = cmd->s->sel;
+	struct ms_fetch c;
+
+	if (!st->cache_fill || raw == NULL || f->structure == NULL)
+		return;
+	c = *f;
+	c.raw = raw;
+	c.raw_len = raw_len;
+	mc_put(mb->owner_id, mb->collection_id, &c);
+}
+
 static int load_window(struct imap_cmd *cmd, struct bu_db *db, struct fetch_state *st)
 {
 	struct imap_session *s = cmd->s;
@@ -609,6 +689,9 @@ static int load_window(struct imap_cmd *cmd, struct bu_db *db, struct fetch_stat
 	if (k > (st->req.need_structure ? FETCH_WINDOW_STRUCTURE : FETCH_WINDOW))
 		k = st->req.need_structure ? FETCH_WINDOW_STRUCTURE : FETCH_WINDOW;
 	bu_arena_reset(st->wa);
+	st->win_cached = false;
+	if (cache_window_ok(cmd, st) && cache_window(cmd, st, k))
+		return 0;
 	if (st->req.items & (FI_INTERNALDATE | FI_EMAILID | FI_THREADID | FI_SAVEDATE))
 		what |= MSF_META;
 	if (st->req.need_structure)
@@ -619,10 +702,16 @@ static int load_window(struct imap_cmd *cmd, struct bu_db *db, struct fetch_stat
 		what |= MSF_RAW;
 	else if (st->first)
 		what |= MSF_RAW_FIRST;
+	/* bodies are read: bring what the cache keeps along with them */
+	st->cache_fill = st->req.need_raw && mc_enabled();
+	if (st->cache_fill)
+		what |= MSF_META | MSF_STRUCTURE | MSF_PREVIEW;
 	ret = ms_fetch(db, st->wa, s->user_id, mb->owner_id, mb->collection_id,
 		       st->uids + st->pos, k, what, &st->win, &st->n_win);
 	if (ret < 0)
 		return ret;
+	for (size_t i = 0; i < st->n_win; i++)
+		cache_learn(cmd, st, &st->win[i], st->win[i].raw, st->win[i].raw_len);
 	st->pos += k;
 	st->win_pos = 0;
 	st->win_flags_changed = bu_arena_alloc(st->wa, (st->n_win + 1) * sizeof(bool));
@@ -935,9 +1024,9 @@ static void fetch_run(struct imap_cmd *cmd, struct bu_db *db)
 		}
 	}
 	start = st->win_pos;
-	if (!st->req.need_raw || st->direct) {
+	if (!st->req.need_raw || st->direct || st->win_cached) {
 		/* the whole window in this round */
-		if (st->direct) {
+		if (st->direct || st->win_cached) {
 			size_t bytes = 0;
 
 			for (i = st->win_pos; i < st->n_win; i++)
@@ -1019,6 +1108,7 @@ static void fetch_run(struct imap_cmd *cmd, struct bu_db *db)
 				j++;
 			if (j >= n_res || res[j].uid != f->uid)
 				continue;       /* expunged meanwhile */
+			cache_learn(cmd, st, f, res[j].raw, res[j].raw_len);
 			if (!write_message(cmd, st, f, st->win_flags_changed[start],
 					   res[j].raw, res[j].raw_len)) {
 				imap_reply_no(cmd, "[UNKNOWN-CTE] Cannot decode the "

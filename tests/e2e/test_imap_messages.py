@@ -1312,3 +1312,67 @@ def test_mime_corpus_roundtrip(srv, path: Path):
     hdr, text = body_of(f2, b"BODY[HEADER]"), body_of(f2, b"BODY[TEXT]")
     assert hdr + text == data
     c.close()
+
+
+def _cache_hits(b: Bureau) -> int:
+    status, _, body = b.http_get("/metrics")
+    assert status == 200
+    m = re.search(r"^bureau_message_cache_hits (\d+)$", body.decode() if isinstance(body, bytes) else body, re.M)
+    assert m, "bureau_message_cache_hits missing from /metrics"
+    return int(m.group(1))
+
+
+FETCH_STATIC = ("(BODY.PEEK[] BODYSTRUCTURE ENVELOPE BODY RFC822.SIZE INTERNALDATE EMAILID THREADID "
+                "SAVEDATE PREVIEW BODY.PEEK[HEADER] BODY.PEEK[TEXT]<3.40> BODY.PEEK[1.MIME])")
+
+
+def test_message_cache_serves_the_same_bytes(srv):
+    """The first FETCH after SELECT reads the database; the same FETCH again
+    comes from the message cache (the hit counter moves) and must be byte
+    for byte the same, for every message of the hard-MIME corpus. A FETCH
+    with FLAGS never comes from the cache."""
+    addr = new_user(srv, "mcache")
+    c = RawImap(srv.ports["imap"]).login(addr)
+    n = 0
+    for path in sorted(CORPUS.glob("*.eml")):
+        data = path.read_bytes()
+        if data:
+            append(c, data)
+            n += 1
+    c.ok("SELECT INBOX")
+    first = c.ok(f"UID FETCH 1:* {FETCH_STATIC}")
+    h0 = _cache_hits(srv)
+    second = c.ok(f"UID FETCH 1:* {FETCH_STATIC}")
+    h1 = _cache_hits(srv)
+    assert h1 - h0 >= n, (h0, h1, n)
+    assert second == first
+    one = c.ok("UID FETCH 2 (BODY.PEEK[])")
+    assert _cache_hits(srv) > h1
+    # FLAGS: the database answers (and \Seen set by a non-PEEK FETCH shows)
+    h2 = _cache_hits(srv)
+    c.ok("UID FETCH 2 (FLAGS BODY.PEEK[])")
+    seen = c.ok("UID FETCH 2 (BODY[])")
+    assert any(b"\\Seen" in x for x in seen), seen
+    assert _cache_hits(srv) == h2
+    c.close()
+
+
+def test_message_cache_not_stale_after_expunge(srv):
+    """Another session expunges: our next FETCH must not serve the cached
+    message as if nothing happened once we have been told (UID FETCH reports
+    the expunge and returns nothing for the UID)."""
+    addr = new_user(srv, "mstale")
+    a = RawImap(srv.ports["imap"]).login(addr)
+    b = RawImap(srv.ports["imap"]).login(addr)
+    uid = append(a, b"Subject: x\r\n\r\nbody\r\n")
+    a.ok("SELECT INBOX")
+    a.ok(f"UID FETCH {uid} (BODY.PEEK[])")
+    a.ok(f"UID FETCH {uid} (BODY.PEEK[])")          # cached now
+    b.ok("SELECT INBOX")
+    b.ok(f"UID STORE {uid} +FLAGS.SILENT (\\Deleted)")
+    b.ok("EXPUNGE")
+    u = a.ok(f"UID FETCH {uid} (BODY.PEEK[])")
+    assert any(x.endswith(b"EXPUNGE") for x in u), u
+    assert not any(b"FETCH" in x for x in u), u
+    a.close()
+    b.close()
