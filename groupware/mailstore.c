@@ -1534,68 +1534,77 @@ static char **ms_kw_apply(struct bu_arena *a, char **cur, enum ms_store_mode mod
 
 /*
  * The common STORE: the owner adds or removes system flags, no keywords, no
- * UNCHANGEDSINCE. One UPDATE changes exactly the rows whose flags move and
- * returns them, instead of reading every row first. A contiguous UID set
- * (1:* on a folder without gaps) is a range, which the primary key scans in
- * order. Returns what ms_store returns.
+ * UNCHANGEDSINCE. One statement, run on its own (its own transaction, one
+ * round trip): it takes the account's next modseq (the row lock that
+ * orders the account's writers, held only for this statement) if some
+ * message's flags will move, changes exactly those rows and returns them,
+ * stamps the folder and sends the notification. A contiguous UID set (1:*
+ * on a folder without gaps) is a range the primary key scans in order.
+ * Nothing to change spends no modseq. Returns what ms_store returns.
  */
 static int ms_store_fast(struct bu_db *db, struct bu_arena *a, int64_t owner_id,
 			 int64_t collection_id, const uint32_t *uids, size_t n, bool add,
 			 uint32_t flags, struct ms_store_result *res_r)
 {
 	struct ms_params p;
-	struct bu_buf sql;
+	struct bu_buf sql, cond;
 	int64_t modseq;
 	PGresult *r;
 	char **empty;
 	size_t i;
 	int rows;
 
-	if (bu_db_begin(db) < 0)
-		return MS_ERR;
-	modseq = changelog_next(db, owner_id);
-	if (modseq < 0)
-		goto db_error;
 	ms_params_init(&p, a);
 	ms_param_i64(&p, owner_id);                 /* $1 */
 	ms_param_i64(&p, collection_id);            /* $2 */
-	ms_param_i64(&p, modseq);                   /* $3 */
-	ms_param_i64(&p, (int64_t)flags);           /* $4 */
-	bu_buf_init(&sql, 0);
-	bu_buf_append_str(&sql, add ?
-		"WITH u AS (UPDATE mail_messages m SET flags = m.flags | $4::int, modseq = $3" :
-		"WITH u AS (UPDATE mail_messages m SET flags = m.flags & ~$4::int, modseq = $3");
-	bu_buf_append_str(&sql, " WHERE m.account_id = $1 AND m.collection_id = $2");
+	ms_param_i64(&p, (int64_t)flags);           /* $3 */
+	bu_buf_init(&cond, 0);
+	bu_buf_append_str(&cond, "m.account_id = $1 AND m.collection_id = $2");
 	for (i = 1; i < n && uids[i] == uids[i - 1] + 1; i++)
 		;
-	if (i == n) {
+	if (n == 1) {
+		ms_param_i64(&p, uids[0]);
+		bu_buf_append_str(&cond, " AND m.uid = $4");
+	} else if (i == n) {
 		ms_param_i64(&p, uids[0]);
 		ms_param_i64(&p, uids[n - 1]);
-		bu_buf_append_str(&sql, " AND m.uid BETWEEN $5 AND $6");
+		bu_buf_append_str(&cond, " AND m.uid BETWEEN $4 AND $5");
 	} else {
 		ms_param_uids(&p, uids, n);
-		bu_buf_append_str(&sql, " AND m.uid = ANY ($5::bigint[])");
+		bu_buf_append_str(&cond, " AND m.uid = ANY ($4::bigint[])");
 	}
-	bu_buf_append_str(&sql, add ? " AND (m.flags & $4::int) <> $4::int" :
-			  " AND (m.flags & $4::int) <> 0");
-	bu_buf_append_str(&sql, " RETURNING m.uid, m.flags, array_to_string(m.keywords, chr(1))),"
-			  " c AS (UPDATE collections SET modseq = $3"
-			  "  WHERE account_id = $1 AND id = $2 AND EXISTS (SELECT 1 FROM u))"
-			  " SELECT uid, flags, array_to_string FROM u ORDER BY uid");
+	bu_buf_append_str(&cond, add ? " AND (m.flags & $3::int) <> $3::int" :
+			  " AND (m.flags & $3::int) <> 0");
+	bu_buf_init(&sql, 0);
+	bu_buf_printf(&sql,
+		"WITH a AS (UPDATE accounts SET modseq = modseq + 1 WHERE id = $1"
+		"  AND EXISTS (SELECT 1 FROM mail_messages m WHERE %s) RETURNING modseq),"
+		" u AS (UPDATE mail_messages m SET flags = m.flags %s $3::int,"
+		"  modseq = (SELECT modseq FROM a)"
+		"  WHERE %s AND (SELECT modseq FROM a) IS NOT NULL"
+		"  RETURNING m.uid, m.flags, array_to_string(m.keywords, chr(1)) AS kw),"
+		" c AS (UPDATE collections SET modseq = (SELECT modseq FROM a)"
+		"  WHERE account_id = $1 AND id = $2 AND EXISTS (SELECT 1 FROM u)),"
+		" n AS (SELECT pg_notify('bureau', $1::text || ' ' || $2::text)"
+		"  WHERE EXISTS (SELECT 1 FROM u))"
+		" SELECT u.uid, u.flags, u.kw, (SELECT modseq FROM a), (SELECT count(*) FROM n)"
+		" FROM u ORDER BY u.uid",
+		bu_buf_cstr(&cond), add ? "|" : "& ~", bu_buf_cstr(&cond));
+	bu_buf_deinit(&cond);
 	r = ms_query(db, bu_buf_cstr(&sql), &p);
 	bu_buf_deinit(&sql);
 	if (r == NULL)
-		goto db_error;
+		return MS_ERR;
 	rows = PQntuples(r);
 	if (rows == 0) {
-		/* nothing moved: no modseq spent */
+		/* nothing moved (and no modseq was spent) */
 		PQclear(r);
-		bu_db_rollback(db);
 		rows = ms_collection_exists(db, owner_id, collection_id);
 		if (rows <= 0)
 			return rows < 0 ? MS_ERR : MS_NOTFOUND;
 		return 0;
 	}
+	modseq = ms_val_i64(r, 0, 3);
 	res_r->changed = bu_arena_alloc(a, bu_size_mul((size_t)rows + 1, sizeof(struct ms_msg)));
 	res_r->modified = bu_arena_alloc(a, sizeof(uint32_t));
 	empty = bu_arena_alloc(a, sizeof(char *));
@@ -1610,14 +1619,10 @@ static int ms_store_fast(struct bu_db *db, struct bu_arena *a, int64_t owner_id,
 	}
 	res_r->n_changed = (size_t)rows;
 	PQclear(r);
-	if (changelog_notify(db, owner_id, collection_id) < 0 || bu_db_commit(db) < 0)
-		goto db_error;
+	/* committed: the change generation moves now (changelog_notify's
+	 * part, the NOTIFY itself went out with the statement) */
+	bu_db_note_change(db, owner_id, collection_id);
 	return rows;
-
-db_error:
-	bu_db_rollback(db);
-	res_r->n_changed = 0;
-	return MS_ERR;
 }
 
 int ms_store(struct bu_db *db, struct bu_arena *a, int64_t viewer, int64_t owner_id,

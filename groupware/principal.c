@@ -512,6 +512,8 @@ int domain_remove(struct bu_db *db, const char *name, bool force, const char **e
 	    bu_db_exec(db, "DELETE FROM accounts WHERE domain_id = $1", 1, params) < 0 ||
 	    bu_db_exec(db, "DELETE FROM domains WHERE id = $1", 1, params) < 0)
 		goto fail;
+	/* every account of the domain changes: re-check everything */
+	bu_db_note_change(db, 0, 0);
 	if (bu_db_commit(db) < 0)
 		return db_fail(db, error_r);
 	return 1;

@@ -203,7 +203,9 @@ static void store_run(struct imap_cmd *cmd, struct bu_db *db)
 	struct imap_session *s = cmd->s;
 	struct imap_mailbox *mb = s->sel;
 	struct store_req *r = cmd->priv;
+	struct imap_sess *x = imap_sess_of(s);
 	struct ms_store_result res;
+	uint64_t gen_before;
 	size_t i;
 	int ret;
 
@@ -211,6 +213,7 @@ static void store_run(struct imap_cmd *cmd, struct bu_db *db)
 		imap_reply_bad(cmd, "No mailbox selected");
 		return;
 	}
+	gen_before = bu_changes_gen(mb->owner_id);
 	ret = ms_store(db, cmd->a, s->user_id, mb->owner_id, mb->collection_id, r->uids,
 		       r->n_uids, r->mode, r->flags, (const char *const *)r->keywords,
 		       r->unchangedsince, &res);
@@ -218,8 +221,19 @@ static void store_run(struct imap_cmd *cmd, struct bu_db *db)
 		imap_reply_ms_err(cmd, ret, NULL);
 		return;
 	}
-	/* first, so that new keywords are announced before they are used */
-	imap_absorb_own_changes(cmd, db, res.changed, res.n_changed);
+	if (res.n_changed > 0 && r->keywords == NULL &&
+	    res.changed[0].modseq == mb->highestmodseq + 1) {
+		/* the account's modseq moved from what we last saw straight to
+		 * ours: nothing else happened in between, and what ms_store
+		 * returned is all there is to absorb (no query) */
+		mb->highestmodseq = res.changed[0].modseq;
+		if (x->gen_valid && x->gen == gen_before &&
+		    bu_changes_gen(mb->owner_id) == gen_before + 1)
+			x->gen = gen_before + 1;
+	} else {
+		/* first, so that new keywords are announced before they are used */
+		imap_absorb_own_changes(cmd, db, res.changed, res.n_changed);
+	}
 	for (i = 0; i < res.n_changed; i++) {
 		const struct ms_msg *m = &res.changed[i];
 		uint32_t seq = imap_mailbox_seq(mb, m->uid);

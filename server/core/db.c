@@ -77,6 +77,7 @@ struct bu_db {
 	unsigned int stmt_count;
 	uint32_t stmt_next_id;
 	uint64_t seen[DB_SEEN_SLOTS];
+	int own_slot;           /* in db_own_pids, -1 none */
 	/* bu_db_note_change: applied at COMMIT */
 	int64_t pend[DB_PEND_MAX][2];
 	size_t n_pend;
@@ -126,6 +127,7 @@ struct bu_db *bu_db_create(const char *conninfo)
 
 	pthread_once(&db_metrics_once, db_metrics_init);
 	db->conninfo = bu_strdup(conninfo != NULL ? conninfo : "");
+	db->own_slot = -1;
 	return db;
 }
 
@@ -145,9 +147,41 @@ static void db_stmt_clear(struct bu_db *db)
 	db->stmt_count = 0;
 }
 
+/* backend PIDs of this process's connections (bu_db_own_backend) */
+#define DB_OWN_MAX 512
+static atomic_int db_own_pids[DB_OWN_MAX];
+
+static void db_own_add(struct bu_db *db)
+{
+	int pid = PQbackendPID(db->conn);
+
+	db->own_slot = -1;
+	for (int i = 0; i < DB_OWN_MAX && pid > 0; i++) {
+		int zero = 0;
+
+		if (atomic_compare_exchange_strong(&db_own_pids[i], &zero, pid)) {
+			db->own_slot = i;
+			return;
+		}
+	}
+}
+
+bool bu_db_own_backend(int pid)
+{
+	for (int i = 0; i < DB_OWN_MAX && pid > 0; i++) {
+		if (atomic_load(&db_own_pids[i]) == pid)
+			return true;
+	}
+	return false;
+}
+
 static void db_disconnect(struct bu_db *db)
 {
 	db_stmt_clear(db);
+	if (db->own_slot >= 0) {
+		atomic_store(&db_own_pids[db->own_slot], 0);
+		db->own_slot = -1;
+	}
 	if (db->conn != NULL) {
 		PQfinish(db->conn);
 		db->conn = NULL;
@@ -266,6 +300,7 @@ static int db_connect(struct bu_db *db)
 		return -1;
 	}
 	PQsetNoticeProcessor(db->conn, db_notice_processor, NULL);
+	db_own_add(db);
 	if (db->ever_connected) {
 		bu_metric_add("bureau_db_reconnects_total", 1);
 		bu_info("event=db.reconnect");

@@ -126,5 +126,8 @@ void bu_changes_bump(int64_t account_id, int64_t collection_id);
  * transaction), dropped on ROLLBACK.
  */
 void bu_db_note_change(struct bu_db *db, int64_t account_id, int64_t collection_id);
+/* pid is the backend of one of this process's connections: the hub skips
+ * the generation bump for such notifications (the commit made it). */
+bool bu_db_own_backend(int pid);
 
 #endif

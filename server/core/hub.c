@@ -127,10 +127,13 @@ static void hub_compact(struct bu_hub *hub)
 }
 
 /* account_id 0 = broadcast after a reconnect */
-static void hub_dispatch(struct bu_hub *hub, int64_t account_id, int64_t collection_id)
+static void hub_dispatch(struct bu_hub *hub, int64_t account_id, int64_t collection_id,
+			 int be_pid)
 {
-	/* before waking anyone: a woken session must see the new generation */
-	bu_changes_bump(account_id, collection_id);
+	/* before waking anyone: a woken session must see the new generation
+	 * (our own connections' writes moved it at their commit already) */
+	if (!bu_db_own_backend(be_pid))
+		bu_changes_bump(account_id, collection_id);
 	if (hub->srv != NULL)
 		bu_server_notify(hub->srv, account_id, collection_id);
 
@@ -311,7 +314,7 @@ static int hub_read(struct bu_hub *hub, PGconn *conn, bool *ping_out)
 
 		if (hub_parse_payload(n->extra, &a, &c) == 0) {
 			bu_metric_add("bureau_hub_notifications_total", 1);
-			hub_dispatch(hub, a, c);
+			hub_dispatch(hub, a, c, n->be_pid);
 		} else {
 			bu_warn("event=hub.bad_payload payload=%s", bu_log_q(n->extra));
 		}
@@ -343,7 +346,7 @@ static void *hub_thread(void *arg)
 		} else {
 			bu_info("event=hub.reconnected channel=" HUB_CHANNEL);
 			bu_metric_add("bureau_hub_reconnects_total", 1);
-			hub_dispatch(hub, 0, 0);
+			hub_dispatch(hub, 0, 0, 0);
 		}
 		first = false;
 
