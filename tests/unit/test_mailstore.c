@@ -471,6 +471,17 @@ static void test_copy_move_blobs(void)
 	GW_CHECK(blob_count(alice) == blobs0 + 1);
 	GW_CHECK(sql_i64("SELECT count(*) FROM mail_blobs WHERE account_id = $1 AND size = $2",
 			 alice, (int64_t)strlen(unique_msg)) == 0);
+	/* the reference counts (schema 005) are exactly the messages per blob,
+	 * and every blob has its count */
+	GW_CHECK(sql_i64("SELECT count(*) FROM mail_blob_refs r FULL JOIN"
+			 " (SELECT account_id, blob, count(*) AS n FROM mail_messages"
+			 "  WHERE account_id = $1 GROUP BY account_id, blob) c"
+			 " ON c.account_id = r.account_id AND c.blob = r.sha256"
+			 " WHERE (r.account_id = $1 OR c.account_id = $1) AND $2 = $2"
+			 " AND r.refs IS DISTINCT FROM c.n", alice, 0) == 0);
+	GW_CHECK(sql_i64("SELECT count(*) FROM mail_blobs b WHERE b.account_id = $1 AND $2 = $2"
+			 " AND NOT EXISTS (SELECT 1 FROM mail_blob_refs r WHERE"
+			 " r.account_id = b.account_id AND r.sha256 = b.sha256)", alice, 0) == 0);
 
 	/* into another account's folder (alice may insert into bob's INBOX):
 	 * the blob is stored in bob's account too */
