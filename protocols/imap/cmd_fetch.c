@@ -1126,6 +1126,52 @@ round_done:
 	fetch_finish(cmd, db, st);
 }
 
+int imap_fetch_unsolicited(struct imap_cmd *cmd, struct bu_db *db, const struct fetch_req *req,
+			   const uint32_t *uids, size_t n)
+{
+	struct imap_session *s = cmd->s;
+	struct imap_mailbox *mb = s->sel;
+	struct fetch_state st;
+	unsigned what = 0;
+	int ret = 0;
+
+	if (mb == NULL || n == 0)
+		return 0;
+	memset(&st, 0, sizeof(st));
+	st.req = *req;
+	st.req.sets_seen = false;
+	st.req.changedsince = -1;
+	st.req.vanished = false;
+	if (req->items & (FI_INTERNALDATE | FI_EMAILID | FI_THREADID | FI_SAVEDATE))
+		what |= MSF_META;
+	if (req->need_structure)
+		what |= MSF_STRUCTURE;
+	if (req->items & FI_PREVIEW)
+		what |= MSF_PREVIEW;
+	if (req->need_raw)
+		what |= MSF_RAW;
+	st.wa = bu_arena_create(64 * 1024);
+	st.ta = bu_arena_create(16 * 1024);
+	bu_buf_init(&st.tmp, 0);
+	for (size_t off = 0; off < n && ret >= 0; off += 64) {
+		size_t k = n - off < 64 ? n - off : 64, nr = 0;
+		struct ms_fetch *res = NULL;
+
+		bu_arena_reset(st.wa);
+		ret = ms_fetch(db, st.wa, s->user_id, mb->owner_id, mb->collection_id,
+			       uids + off, k, what, &res, &nr);
+		for (size_t i = 0; ret >= 0 && i < nr; i++) {
+			/* a BINARY of an undecodable part: nothing for it here,
+			 * the client's own FETCH gets the error */
+			(void)write_message(cmd, &st, &res[i], false, res[i].raw, res[i].raw_len);
+		}
+	}
+	bu_arena_destroy(&st.wa);
+	bu_arena_destroy(&st.ta);
+	bu_buf_deinit(&st.tmp);
+	return ret < 0 ? ret : 0;
+}
+
 void imap_cmd_fetch(struct imap_cmd *cmd)
 {
 	struct imap_session *s = cmd->s;

@@ -11,8 +11,10 @@
  * created, renamed — with OLDNAME — or deleted mailbox, the last with
  * \NonExistent) and SubscriptionChange (LIST with or without
  * \Subscribed). AnnotationChange and the metadata events are refused with
- * [BADEVENT]. MessageNew's fetch attributes are accepted but not sent:
- * clients FETCH after EXISTS.
+ * [BADEVENT]. MessageNew's fetch attributes (RFC 5465 5.2) are sent for
+ * new messages of the selected mailbox as a FETCH right after the EXISTS
+ * (imap_mailbox_sync); a body item without .PEEK is served as .PEEK: a
+ * notification never sets \Seen. For other mailboxes they are ignored.
  *
  * Mechanics: the session watches the user's account; every hub
  * notification adds the collection to a pending set (I/O thread), and a
@@ -25,6 +27,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "fetch.h"
 #include "groupware/collection.h"
 #include "groupware/mailstore.h"
 #include "imap_int.h"
@@ -64,6 +67,7 @@ struct imap_notify_state {
 	unsigned sel_events;
 	struct ngroup *groups;
 	size_t n_groups;
+	struct fetch_req *new_fetch; /* SELECTED MessageNew's fetch-att, or NULL */
 	bool status;
 	struct nbox *boxes; /* heap */
 	size_t n_boxes, cap_boxes;
@@ -97,6 +101,13 @@ void imap_notify_free(struct imap_sess *x)
 bool imap_notify_selected_delayed(const struct imap_sess *x)
 {
 	return x->notify != NULL && x->notify->selected_delayed;
+}
+
+const struct fetch_req *imap_notify_new_fetch(const struct imap_sess *x)
+{
+	const struct imap_notify_state *n = x->notify;
+
+	return n != NULL && n->selected && (n->sel_events & NEV_NEW) ? n->new_fetch : NULL;
 }
 
 bool imap_notify_selected(const struct imap_sess *x)
@@ -353,12 +364,13 @@ out:
 /* ---- the command ---------------------------------------------------------- */
 
 static int parse_events(const struct imap_arg *a, bool selected, unsigned *ev_r, const char **err_r,
-			bool *badevent_r)
+			bool *badevent_r, const struct imap_arg **fetch_r)
 {
 	size_t i;
 	unsigned ev = 0;
 
 	*badevent_r = false;
+	*fetch_r = NULL;
 	if (imap_arg_atom_eq(a, "NONE")) {
 		*ev_r = 0;
 		return 0;
@@ -373,7 +385,7 @@ static int parse_events(const struct imap_arg *a, bool selected, unsigned *ev_r,
 		if (imap_arg_atom_eq(e, "MessageNew")) {
 			ev |= NEV_NEW;
 			if (i + 1 < a->n_list && a->list[i + 1].type == IMAP_ARG_LIST)
-				i++; /* fetch attributes: accepted, see the file comment */
+				*fetch_r = &a->list[++i];   /* see the file comment */
 		} else if (imap_arg_atom_eq(e, "MessageExpunge")) {
 			ev |= NEV_EXPUNGE;
 		} else if (imap_arg_atom_eq(e, "FlagChange")) {
@@ -454,8 +466,16 @@ static const char *parse_set(struct imap_cmd *cmd, struct imap_notify_state *n, 
 		if (imap_arg_atom_eq(f, "SELECTED") || imap_arg_atom_eq(f, "SELECTED-DELAYED")) {
 			if (g->n_list != 2 || n->selected)
 				return "Invalid SELECTED event group";
-			if (parse_events(&g->list[1], true, &ev, &err, badevent) < 0)
+			const struct imap_arg *fa;
+
+			if (parse_events(&g->list[1], true, &ev, &err, badevent, &fa) < 0)
 				return err;
+			if (fa != NULL) {
+				n->new_fetch = bu_arena_alloc(n->a, sizeof(*n->new_fetch));
+				if (imap_fetch_parse(n->a, fa, NULL, n->new_fetch, &err) < 0)
+					return err;
+				n->new_fetch->sets_seen = false;
+			}
 			n->selected = true;
 			n->selected_delayed = imap_arg_atom_eq(f, "SELECTED-DELAYED");
 			n->sel_events = ev;
@@ -487,7 +507,9 @@ static const char *parse_set(struct imap_cmd *cmd, struct imap_notify_state *n, 
 			if ((ng->filter != NF_SUBTREE && ng->filter != NF_MAILBOXES &&
 			     g->n_list != 2))
 				return "Invalid event group";
-			if (parse_events(evarg, false, &ev, &err, badevent) < 0)
+			const struct imap_arg *fa;
+
+			if (parse_events(evarg, false, &ev, &err, badevent, &fa) < 0)
 				return err;
 			ng->events = ev;
 			n->n_groups++;

@@ -391,9 +391,15 @@ void imap_mailbox_sync(struct imap_cmd *cmd, struct bu_db *db, bool allow_expung
 		n_new++;
 	}
 	if (n_new > 0) {
+		const struct fetch_req *nf = imap_notify_new_fetch(x);
+
 		imap_untagged(cmd, "%zu EXISTS", mb->n);
 		if (!s->imap4rev2)
 			imap_untagged(cmd, "%zu RECENT", mb->n_recent);
+		/* RFC 5465 5.2: what NOTIFY's MessageNew asked for */
+		if (nf != NULL &&
+		    imap_fetch_unsolicited(cmd, db, nf, mb->uids + old_n, mb->n - old_n) < 0)
+			bu_warn("event=imap_notify_fetch_failed");
 	}
 	/* flag changes of messages the client already knows */
 	for (i = 0; i < ch.n_changed; i++) {

@@ -166,6 +166,15 @@ void imap_notify_changed(struct imap_sess *x, int64_t account_id, int64_t collec
 bool imap_notify_pending(struct imap_sess *x);
 /* Does NOTIFY ask for updates of the selected mailbox outside commands? */
 bool imap_notify_selected(const struct imap_sess *x);
+/* NOTIFY SELECTED MessageNew's fetch attributes, or NULL. */
+struct fetch_req;
+const struct fetch_req *imap_notify_new_fetch(const struct imap_sess *x);
+/* ---- cmd_fetch.c ---- */
+/* Unsolicited FETCH responses with req's items for these UIDs of the
+ * selected mailbox (those gone meanwhile are skipped); never sets \Seen.
+ * 0 or an MS_* error. Worker. */
+int imap_fetch_unsolicited(struct imap_cmd *cmd, struct bu_db *db, const struct fetch_req *req,
+			   const uint32_t *uids, size_t n);
 /* Does the NOTIFY filter want expunges of the selected mailbox delayed? */
 bool imap_notify_selected_delayed(const struct imap_sess *x);
 void imap_notify_free(struct imap_sess *x);

@@ -683,6 +683,39 @@ def test_notify(bureau, alice):
 # sharing: ACL, Other Users, Shared
 # ---------------------------------------------------------------------------
 
+def test_notify_message_new_fetch_attributes(bureau, alice):
+    """RFC 5465 5.2: MessageNew with fetch attributes sends them for a new
+    message of the selected mailbox right after the EXISTS, without any
+    command, and never sets \\Seen (a BODY[] without PEEK reads as PEEK)."""
+    r = Raw(bureau.ports["imap"])
+    r.login(ALICE)
+    assert tagged(r.cmd("s", "SELECT INBOX")).startswith(b"s OK")
+    out = r.cmd("n", "NOTIFY SET (SELECTED (MessageNew (UID FLAGS RFC822.SIZE "
+                     "BODY[HEADER.FIELDS (SUBJECT)]) MessageExpunge))")
+    assert tagged(out) == b"n OK NOTIFY completed", out
+    r.sock.settimeout(10)
+    alice.append("INBOX", None, None, MESSAGE)
+    assert r.line() == b"* 1 EXISTS"
+    line = r.line()
+    while line == b"* 1 RECENT":
+        line = r.line()
+    # Raw.line() appends a literal and the rest of its line
+    m = re.match(rb"\* 1 FETCH \((.*)\{(\d+)\}\r\n(.*)\)$", line, re.S)
+    assert m, line
+    head = m.group(1)
+    assert b"UID 1 " in head and b"RFC822.SIZE %d" % len(MESSAGE) in head, head
+    assert b"\\Seen" not in head, head
+    assert b"BODY[HEADER.FIELDS (SUBJECT)]" in head, head
+    assert m.group(3) == b"Subject: hello\r\n\r\n", line
+    # not \Seen afterwards either
+    out = r.cmd("f", "FETCH 1 (FLAGS)")
+    assert not any(b"\\Seen" in x for x in out), out
+    # a bad fetch attribute list is refused
+    out = r.cmd("b", "NOTIFY SET (SELECTED (MessageNew (NOSUCHITEM) MessageExpunge))")
+    assert tagged(out).startswith(b"b BAD"), out
+    r.close()
+
+
 def test_acl_other_users(bureau):
     for u in (ALICE, BOB, CAROL):
         make_user(bureau, u)
