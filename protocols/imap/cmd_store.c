@@ -221,7 +221,7 @@ static void store_run(struct imap_cmd *cmd, struct bu_db *db)
 		imap_reply_ms_err(cmd, ret, NULL);
 		return;
 	}
-	if (res.n_changed > 0 && r->keywords == NULL &&
+	if (res.n_changed > 0 && (r->keywords == NULL || r->keywords[0] == NULL) &&
 	    res.changed[0].modseq == mb->highestmodseq + 1) {
 		/* the account's modseq moved from what we last saw straight to
 		 * ours: nothing else happened in between, and what ms_store
