@@ -1587,11 +1587,11 @@ static int ms_store_fast(struct bu_db *db, struct bu_arena *a, int64_t owner_id,
 		"  WHERE account_id = $1 AND id = $2 AND EXISTS (SELECT 1 FROM u)),"
 		" n AS (SELECT pg_notify('bureau', $1::text || ' ' || $2::text)"
 		"  WHERE EXISTS (SELECT 1 FROM u))"
-		" SELECT u.uid, u.flags, u.kw, (SELECT modseq FROM a), (SELECT count(*) FROM n)"
+		" SELECT u.uid, u.flags::int8, u.kw, (SELECT modseq FROM a), (SELECT count(*) FROM n)"
 		" FROM u ORDER BY u.uid",
 		bu_buf_cstr(&cond), add ? "|" : "& ~", bu_buf_cstr(&cond));
 	bu_buf_deinit(&cond);
-	r = ms_query(db, bu_buf_cstr(&sql), &p);
+	r = ms_query_binres(db, bu_buf_cstr(&sql), &p);
 	bu_buf_deinit(&sql);
 	if (r == NULL)
 		return MS_ERR;
@@ -1604,7 +1604,7 @@ static int ms_store_fast(struct bu_db *db, struct bu_arena *a, int64_t owner_id,
 			return rows < 0 ? MS_ERR : MS_NOTFOUND;
 		return 0;
 	}
-	modseq = ms_val_i64(r, 0, 3);
+	modseq = ms_bin_i64(r, 0, 3);
 	res_r->changed = bu_arena_alloc(a, bu_size_mul((size_t)rows + 1, sizeof(struct ms_msg)));
 	res_r->modified = bu_arena_alloc(a, sizeof(uint32_t));
 	empty = bu_arena_alloc(a, sizeof(char *));
@@ -1612,9 +1612,9 @@ static int ms_store_fast(struct bu_db *db, struct bu_arena *a, int64_t owner_id,
 		struct ms_msg *c = &res_r->changed[k];
 		const char *kw = PQgetvalue(r, k, 2);
 
-		c->uid = (uint32_t)ms_val_i64(r, k, 0);
+		c->uid = (uint32_t)ms_bin_i64(r, k, 0);
 		c->modseq = modseq;
-		c->flags = (uint32_t)ms_val_i64(r, k, 1);
+		c->flags = (uint32_t)ms_bin_i64(r, k, 1);
 		c->keywords = *kw == '\0' ? empty : ms_split_keywords(a, kw);
 	}
 	res_r->n_changed = (size_t)rows;

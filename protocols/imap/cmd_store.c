@@ -43,6 +43,20 @@ bool imap_uid_in(const uint32_t *v, size_t n, uint32_t uid)
 	return false;
 }
 
+/* " " and v (STORE 1:* writes one line per message: no printf) */
+static void put_u64(struct bu_buf *out, const char *before, uint64_t v)
+{
+	char tmp[24];
+	size_t i = sizeof(tmp);
+
+	do {
+		tmp[--i] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v > 0);
+	bu_buf_append_str(out, before);
+	bu_buf_append(out, tmp + i, sizeof(tmp) - i);
+}
+
 void imap_write_flags_fetch(struct imap_cmd *cmd, uint32_t seq, const struct ms_msg *m,
 			    bool with_flags, bool with_uid)
 {
@@ -51,9 +65,10 @@ void imap_write_flags_fetch(struct imap_cmd *cmd, uint32_t seq, const struct ms_
 	struct bu_buf *out = &cmd->out;
 	bool sp = false;
 
-	bu_buf_printf(out, "* %u FETCH (", seq);
+	put_u64(out, "* ", seq);
+	bu_buf_append_str(out, " FETCH (");
 	if (with_uid) {
-		bu_buf_printf(out, "UID %u", m->uid);
+		put_u64(out, "UID ", m->uid);
 		sp = true;
 	}
 	if (with_flags) {
@@ -64,7 +79,8 @@ void imap_write_flags_fetch(struct imap_cmd *cmd, uint32_t seq, const struct ms_
 		sp = true;
 	}
 	if (s->condstore) {
-		bu_buf_printf(out, "%sMODSEQ (%" PRId64 ")", sp ? " " : "", m->modseq);
+		put_u64(out, sp ? " MODSEQ (" : "MODSEQ (", (uint64_t)m->modseq);
+		bu_buf_append_byte(out, ')');
 		sp = true;
 	}
 	bu_buf_append_str(out, ")\r\n");
