@@ -690,6 +690,13 @@ static int ms_bin_uid_array(struct bu_arena *a, const PGresult *r, uint32_t **ui
 	return 0;
 }
 
+static int ms_u32_cmp(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
 /* SEARCH without SORT: the matching UIDs in one array value rather than a
  * row each (10,000 rows cost PostgreSQL and libpq more than the scan). */
 static int ms_search_plain(struct bu_db *db, struct bu_arena *a, const char *where,
@@ -700,7 +707,8 @@ static int ms_search_plain(struct bu_db *db, struct bu_arena *a, const char *whe
 	int ret;
 
 	bu_buf_init(&sql, 0);
-	bu_buf_append_str(&sql, "SELECT array_agg(m.uid ORDER BY m.uid) FROM mail_messages m"
+	/* unordered: the primary key's order, sorted here if it was not */
+	bu_buf_append_str(&sql, "SELECT array_agg(m.uid) FROM mail_messages m"
 			  " WHERE m.account_id = $1 AND m.collection_id = $2 AND ");
 	bu_buf_append_str(&sql, where);
 	r = ms_query_binres(db, bu_buf_cstr(&sql), p);
@@ -709,6 +717,12 @@ static int ms_search_plain(struct bu_db *db, struct bu_arena *a, const char *whe
 		return MS_ERR;
 	ret = PQntuples(r) == 1 && PQnfields(r) == 1 ? ms_bin_uid_array(a, r, uids_r, n_r) : -1;
 	PQclear(r);
+	for (size_t i = 1; ret == 0 && i < *n_r; i++) {
+		if ((*uids_r)[i - 1] >= (*uids_r)[i]) {
+			qsort(*uids_r, *n_r, sizeof(uint32_t), ms_u32_cmp);
+			break;
+		}
+	}
 	if (ret < 0) {
 		bu_error("event=ms_search_bad_array");
 		return MS_ERR;
