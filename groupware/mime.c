@@ -910,15 +910,11 @@ const struct mime_part *mime_find_part(const struct mime_part *root, const char 
 
 static void ser_num(struct bu_buf *b, uint64_t v)
 {
-	char tmp[24];
-	size_t i = sizeof(tmp);
+	char d[20];
+	size_t n = bu_u64_dec(v, d);
 
-	do {
-		tmp[--i] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v > 0);
 	(void)bu_buf_append_byte(b, ' ');
-	(void)bu_buf_append(b, tmp + i, sizeof(tmp) - i);
+	(void)bu_buf_append(b, d, n);
 }
 
 static void ser_str(struct bu_buf *b, const char *s)

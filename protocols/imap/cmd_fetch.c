@@ -134,15 +134,11 @@ static void put_nstring(struct bu_buf *out, const char *s)
 /* " %zu" */
 static void put_num(struct bu_buf *out, uint64_t v)
 {
-	char tmp[24];
-	size_t i = sizeof(tmp);
+	char tmp[21];
+	size_t n = bu_u64_dec(v, tmp + 1);
 
-	do {
-		tmp[--i] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v > 0);
-	tmp[--i] = ' ';
-	put_bytes(out, tmp + i, sizeof(tmp) - i);
+	tmp[0] = ' ';
+	put_bytes(out, tmp, n + 1);
 }
 
 /* ---- ENVELOPE -------------------------------------------------------- */

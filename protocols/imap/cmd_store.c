@@ -43,18 +43,14 @@ bool imap_uid_in(const uint32_t *v, size_t n, uint32_t uid)
 	return false;
 }
 
-/* " " and v (STORE 1:* writes one line per message: no printf) */
+/* before and v (STORE 1:* writes one line per message: no printf) */
 static void put_u64(struct bu_buf *out, const char *before, uint64_t v)
 {
-	char tmp[24];
-	size_t i = sizeof(tmp);
+	char d[20];
+	size_t n = bu_u64_dec(v, d);
 
-	do {
-		tmp[--i] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v > 0);
 	bu_buf_append_str(out, before);
-	bu_buf_append(out, tmp + i, sizeof(tmp) - i);
+	bu_buf_append(out, d, n);
 }
 
 void imap_write_flags_fetch(struct imap_cmd *cmd, uint32_t seq, const struct ms_msg *m,

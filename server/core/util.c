@@ -612,6 +612,19 @@ bool bu_str_startswith(const char *s, const char *prefix)
 	return strncmp(s, prefix, strlen(prefix)) == 0;
 }
 
+size_t bu_u64_dec(uint64_t v, char buf[20])
+{
+	char tmp[20];
+	size_t i = sizeof(tmp);
+
+	do {
+		tmp[--i] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v > 0);
+	memcpy(buf, tmp + i, sizeof(tmp) - i);
+	return sizeof(tmp) - i;
+}
+
 int bu_parse_u64(const char *s, size_t len, uint64_t max, uint64_t *out_r)
 {
 	uint64_t v = 0;

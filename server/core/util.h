@@ -129,6 +129,9 @@ bool bu_str_caseeq(const char *a, const char *b);
 bool bu_str_startswith(const char *s, const char *prefix);
 /* parse a non-negative decimal; 0 ok, -1 bad/overflow (> max) */
 int bu_parse_u64(const char *s, size_t len, uint64_t max, uint64_t *out_r);
+/* v in decimal into buf (no NUL): the number of digits, 1-20. For output
+ * loops that write thousands of numbers (no printf). */
+size_t bu_u64_dec(uint64_t v, char buf[20]);
 /* Replace control chars and cap the length for logs (Postfix printable());
  * writes into out (size outsz), returns out. */
 char *bu_sanitize(char *out, size_t outsz, const char *in, size_t inlen);

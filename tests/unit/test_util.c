@@ -608,6 +608,17 @@ static void test_strings(void)
 		}
 		checks++;
 	}
+	{
+		static const uint64_t vals[] = { 0, 7, 10, 99, 4294967295u, UINT64_MAX };
+		char d[20], ref[32];
+
+		for (i = 0; i < BU_N_ELEMENTS(vals); i++) {
+			size_t n = bu_u64_dec(vals[i], d);
+
+			snprintf(ref, sizeof(ref), "%llu", (unsigned long long)vals[i]);
+			CHECK(n == strlen(ref) && memcmp(d, ref, n) == 0);
+		}
+	}
 }
 
 static void test_sanitize(void)
