@@ -496,6 +496,14 @@ static bool ms_sort_prefix_ties(struct bu_arena *a, const PGresult *r, int col)
 	return false;
 }
 
+/* " FROM" the folder's messages ($1, $2) " WHERE" the condition in where */
+static void ms_sql_from_folder(struct bu_buf *sql, const char *where)
+{
+	bu_buf_append_str(sql, " FROM mail_messages m"
+			  " WHERE m.account_id = $1 AND m.collection_id = $2 AND ");
+	bu_buf_append_str(sql, where);
+}
+
 /* SELECT for the condition in where and the sort keys; with !exact, one
  * more column per prefix key (ms_sort_prefix_ties). */
 static int ms_search_sql(struct bu_buf *sql, const char *where, const struct ms_sort *sort,
@@ -508,9 +516,7 @@ static int ms_search_sql(struct bu_buf *sql, const char *where, const struct ms_
 				      ms_sort_expr(sort[i].key, false), MS_SORT_KEY_CHARS,
 				      ms_sort_expr(sort[i].key, false));
 	}
-	bu_buf_append_str(sql, " FROM mail_messages m"
-			  " WHERE m.account_id = $1 AND m.collection_id = $2 AND ");
-	bu_buf_append_str(sql, where);
+	ms_sql_from_folder(sql, where);
 	bu_buf_append_str(sql, " ORDER BY ");
 	for (size_t i = 0; i < n_sort; i++) {
 		const char *e = ms_sort_expr(sort[i].key, exact);
@@ -610,9 +616,7 @@ static int ms_search_csort(struct bu_db *db, struct bu_arena *a, const char *whe
 	bu_buf_append_str(&sql, "SELECT m.uid");
 	for (size_t i = 0; i < n_sort; i++)
 		bu_buf_printf(&sql, ", %s", ms_csort_expr(sort[i].key));
-	bu_buf_append_str(&sql, " FROM mail_messages m"
-			  " WHERE m.account_id = $1 AND m.collection_id = $2 AND ");
-	bu_buf_append_str(&sql, where);
+	ms_sql_from_folder(&sql, where);
 	r = ms_query_binres(db, bu_buf_cstr(&sql), p);
 	bu_buf_deinit(&sql);
 	if (r == NULL)
@@ -708,9 +712,8 @@ static int ms_search_plain(struct bu_db *db, struct bu_arena *a, const char *whe
 
 	bu_buf_init(&sql, 0);
 	/* unordered: the primary key's order, sorted here if it was not */
-	bu_buf_append_str(&sql, "SELECT array_agg(m.uid) FROM mail_messages m"
-			  " WHERE m.account_id = $1 AND m.collection_id = $2 AND ");
-	bu_buf_append_str(&sql, where);
+	bu_buf_append_str(&sql, "SELECT array_agg(m.uid)");
+	ms_sql_from_folder(&sql, where);
 	r = ms_query_binres(db, bu_buf_cstr(&sql), p);
 	bu_buf_deinit(&sql);
 	if (r == NULL)

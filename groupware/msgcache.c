@@ -88,7 +88,7 @@ static struct mc_shard *mc_shard_of(uint64_t h)
 
 static bool mc_key_is(const struct mc_node *n, int64_t a, int64_t c, uint32_t uid)
 {
-	return n->e.uid == uid && n->e.collection_id == c && n->e.account_id == a;
+	return n->e.f.uid == uid && n->e.collection_id == c && n->e.account_id == a;
 }
 
 static void mc_unref(struct mc_node *n)
@@ -124,7 +124,7 @@ static void lru_push_front(struct mc_shard *s, struct mc_node *n)
 /* unlink n from the table and the list; the caller drops the reference */
 static void mc_remove(struct mc_shard *s, struct mc_node *n)
 {
-	uint64_t h = mc_hash(n->e.account_id, n->e.collection_id, n->e.uid);
+	uint64_t h = mc_hash(n->e.account_id, n->e.collection_id, n->e.f.uid);
 	struct mc_node **pp = &s->buckets[h % s->n_buckets];
 
 	while (*pp != NULL && *pp != n)
@@ -146,7 +146,7 @@ static void mc_grow(struct mc_shard *s)
 		struct mc_node *n = s->buckets[i], *next;
 
 		for (; n != NULL; n = next) {
-			uint64_t h = mc_hash(n->e.account_id, n->e.collection_id, n->e.uid);
+			uint64_t h = mc_hash(n->e.account_id, n->e.collection_id, n->e.f.uid);
 
 			next = n->hnext;
 			n->hnext = b[h % nb];
@@ -247,17 +247,17 @@ void mc_put(int64_t account_id, int64_t collection_id, const struct ms_fetch *f)
 	p = (char *)(n + 1);
 	n->e.account_id = account_id;
 	n->e.collection_id = collection_id;
-	n->e.uid = f->uid;
-	n->e.internaldate = f->internaldate;
-	n->e.savedate = f->savedate;
-	n->e.size = f->size;
-	n->e.raw = (uint8_t *)mc_copy(&p, (const char *)f->raw, f->raw_len);
-	n->e.raw_len = f->raw_len;
-	n->e.structure = mc_copy(&p, f->structure, f->structure_len);
-	n->e.structure_len = f->structure_len;
-	n->e.emailid = mc_copy(&p, f->emailid, le);
-	n->e.threadid = mc_copy(&p, f->threadid, lt);
-	n->e.preview = mc_copy(&p, f->preview, lp);
+	n->e.f.uid = f->uid;
+	n->e.f.internaldate = f->internaldate;
+	n->e.f.savedate = f->savedate;
+	n->e.f.size = f->size;
+	n->e.f.raw = (uint8_t *)mc_copy(&p, (const char *)f->raw, f->raw_len);
+	n->e.f.raw_len = f->raw_len;
+	n->e.f.structure = mc_copy(&p, f->structure, f->structure_len);
+	n->e.f.structure_len = f->structure_len;
+	n->e.f.emailid = mc_copy(&p, f->emailid, le);
+	n->e.f.threadid = mc_copy(&p, f->threadid, lt);
+	n->e.f.preview = mc_copy(&p, f->preview, lp);
 	n->cost = cost;
 	atomic_init(&n->refs, 1);
 

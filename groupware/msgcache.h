@@ -26,17 +26,9 @@
 struct mc_entry {
 	int64_t account_id;
 	int64_t collection_id;
-	uint32_t uid;
-	int64_t internaldate;
-	int64_t savedate;       /* 0 = NIL */
-	int64_t size;
-	char *emailid;
-	char *threadid;
-	char *preview;          /* "" when none */
-	char *structure;        /* mime_serialize() output */
-	size_t structure_len;
-	uint8_t *raw;
-	size_t raw_len;
+	/* uid, internaldate, savedate, size, emailid, threadid, preview ("" when
+	 * none), structure and raw; modseq, flags and keywords are unset */
+	struct ms_fetch f;
 };
 
 /* Byte budget (0 = off, the default until called); also empties it. */

@@ -637,18 +637,8 @@ static bool cache_window(struct imap_cmd *cmd, struct fetch_state *st, size_t k)
 			return false;
 		}
 		bu_arena_cleanup(st->wa, release_entry, e);
-		f->uid = e->uid;
+		*f = e->f;
 		f->keywords = empty;
-		f->internaldate = e->internaldate;
-		f->savedate = e->savedate;
-		f->size = e->size;
-		f->emailid = e->emailid;
-		f->threadid = e->threadid;
-		f->structure = e->structure;
-		f->structure_len = e->structure_len;
-		f->raw = e->raw;
-		f->raw_len = e->raw_len;
-		f->preview = e->preview;
 	}
 	st->win = win;
 	st->n_win = k;
@@ -674,12 +664,26 @@ static void cache_learn(const struct imap_cmd *cmd, const struct fetch_state *st
 	mc_put(mb->owner_id, mb->collection_id, &c);
 }
 
+/* the ms_fetch parts r needs besides bodies */
+static unsigned fetch_what(const struct fetch_req *r)
+{
+	unsigned what = 0;
+
+	if (r->items & (FI_INTERNALDATE | FI_EMAILID | FI_THREADID | FI_SAVEDATE))
+		what |= MSF_META;
+	if (r->need_structure)
+		what |= MSF_STRUCTURE;
+	if (r->items & FI_PREVIEW)
+		what |= MSF_PREVIEW;
+	return what;
+}
+
 static int load_window(struct imap_cmd *cmd, struct bu_db *db, struct fetch_state *st)
 {
 	struct imap_session *s = cmd->s;
 	struct imap_mailbox *mb = s->sel;
 	size_t k = st->n_uids - st->pos;
-	unsigned what = 0;
+	unsigned what = fetch_what(&st->req);
 	int ret;
 
 	if (k > (st->req.need_structure ? FETCH_WINDOW_STRUCTURE : FETCH_WINDOW))
@@ -688,12 +692,6 @@ static int load_window(struct imap_cmd *cmd, struct bu_db *db, struct fetch_stat
 	st->win_cached = false;
 	if (cache_window_ok(cmd, st) && cache_window(cmd, st, k))
 		return 0;
-	if (st->req.items & (FI_INTERNALDATE | FI_EMAILID | FI_THREADID | FI_SAVEDATE))
-		what |= MSF_META;
-	if (st->req.need_structure)
-		what |= MSF_STRUCTURE;
-	if (st->req.items & FI_PREVIEW)
-		what |= MSF_PREVIEW;
 	if (st->direct)
 		what |= MSF_RAW;
 	else if (st->first)
@@ -986,6 +984,35 @@ static void fetch_finish(struct imap_cmd *cmd, struct bu_db *db, struct fetch_st
 	imap_reply_ok(cmd, "Fetch completed");
 }
 
+static void reply_bad_cte(struct imap_cmd *cmd)
+{
+	imap_reply_no(cmd, "[UNKNOWN-CTE] Cannot decode the Content-Transfer-Encoding of a part");
+}
+
+/* The window's messages from win_pos up to end, each with the bytes its
+ * row carries (all of them, or none when no body is asked for). False:
+ * the NO is written. */
+static bool write_window(struct imap_cmd *cmd, struct fetch_state *st, size_t end)
+{
+	size_t i, bytes = 0;
+
+	for (i = st->win_pos; i < end; i++)
+		bytes += st->win[i].raw_len;
+	reserve_bodies(cmd, st, bytes, end - st->win_pos);
+	for (i = st->win_pos; i < end; i++) {
+		const struct ms_fetch *f = &st->win[i];
+
+		if (selected_unchanged(st, f))
+			continue;
+		if (!write_message(cmd, st, f, st->win_flags_changed[i], f->raw, f->raw_len)) {
+			reply_bad_cte(cmd);
+			return false;
+		}
+	}
+	st->win_pos = end;
+	return true;
+}
+
 static void fetch_run(struct imap_cmd *cmd, struct bu_db *db)
 {
 	struct imap_session *s = cmd->s;
@@ -1022,49 +1049,19 @@ static void fetch_run(struct imap_cmd *cmd, struct bu_db *db)
 	start = st->win_pos;
 	if (!st->req.need_raw || st->direct || st->win_cached) {
 		/* the whole window in this round */
-		if (st->direct || st->win_cached) {
-			size_t bytes = 0;
-
-			for (i = st->win_pos; i < st->n_win; i++)
-				bytes += st->win[i].raw_len;
-			reserve_bodies(cmd, st, bytes, st->n_win - st->win_pos);
-		}
-		for (i = st->win_pos; i < st->n_win; i++) {
-			const struct ms_fetch *f = &st->win[i];
-
-			if (selected_unchanged(st, f))
-				continue;
-			if (!write_message(cmd, st, f, st->win_flags_changed[i], f->raw,
-					   f->raw_len)) {
-				imap_reply_no(cmd, "[UNKNOWN-CTE] Cannot decode the "
-					      "Content-Transfer-Encoding of a part");
-				return;
-			}
-		}
-		st->win_pos = st->n_win;
+		if (!write_window(cmd, st, st->n_win))
+			return;
 	} else {
 		/* bodies the window query brought (MSF_RAW_FIRST: a prefix) */
 		size_t loaded = 0;
 
-		for (i = start; i < st->n_win && st->win[i].raw != NULL; i++)
-			loaded += st->win[i].raw_len;
-		reserve_bodies(cmd, st, loaded, i - start);
-		for (i = start; i < st->n_win && st->win[i].raw != NULL; i++) {
-			const struct ms_fetch *f = &st->win[i];
-
-			if (selected_unchanged(st, f))
-				continue;
-			if (!write_message(cmd, st, f, st->win_flags_changed[i], f->raw,
-					   f->raw_len)) {
-				imap_reply_no(cmd, "[UNKNOWN-CTE] Cannot decode the "
-					      "Content-Transfer-Encoding of a part");
-				return;
-			}
-		}
-		if (i > start) {
-			st->win_pos = i;
+		i = start;
+		while (i < st->n_win && st->win[i].raw != NULL)
+			i++;
+		if (!write_window(cmd, st, i))
+			return;
+		if (i > start)
 			goto round_done;
-		}
 		/* bodies: the next batch of the window, bounded in bytes */
 		uint32_t *batch = bu_arena_alloc(st->wa,
 						 (st->n_win - start + 1) * sizeof(uint32_t));
@@ -1107,8 +1104,7 @@ static void fetch_run(struct imap_cmd *cmd, struct bu_db *db)
 			cache_learn(cmd, st, f, res[j].raw, res[j].raw_len);
 			if (!write_message(cmd, st, f, st->win_flags_changed[start],
 					   res[j].raw, res[j].raw_len)) {
-				imap_reply_no(cmd, "[UNKNOWN-CTE] Cannot decode the "
-					      "Content-Transfer-Encoding of a part");
+				reply_bad_cte(cmd);
 				return;
 			}
 		}
@@ -1128,7 +1124,7 @@ int imap_fetch_unsolicited(struct imap_cmd *cmd, struct bu_db *db, const struct 
 	struct imap_session *s = cmd->s;
 	struct imap_mailbox *mb = s->sel;
 	struct fetch_state st;
-	unsigned what = 0;
+	unsigned what = fetch_what(req);
 	int ret = 0;
 
 	if (mb == NULL || n == 0)
@@ -1138,12 +1134,6 @@ int imap_fetch_unsolicited(struct imap_cmd *cmd, struct bu_db *db, const struct 
 	st.req.sets_seen = false;
 	st.req.changedsince = -1;
 	st.req.vanished = false;
-	if (req->items & (FI_INTERNALDATE | FI_EMAILID | FI_THREADID | FI_SAVEDATE))
-		what |= MSF_META;
-	if (req->need_structure)
-		what |= MSF_STRUCTURE;
-	if (req->items & FI_PREVIEW)
-		what |= MSF_PREVIEW;
 	if (req->need_raw)
 		what |= MSF_RAW;
 	st.wa = bu_arena_create(64 * 1024);

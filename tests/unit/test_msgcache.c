@@ -58,12 +58,12 @@ static void test_basic(void)
 	e = mc_get(1, 2, 7);
 	CHECK(e != NULL);
 	if (e != NULL) {
-		CHECK(e->uid == 7 && e->account_id == 1 && e->collection_id == 2);
-		CHECK(e->raw_len == 1000 && e->raw[0] == 'x' && e->raw[999] == 'x');
-		CHECK(e->structure_len == 7 && memcmp(e->structure, "M1-tree", 7) == 0);
-		CHECK(strcmp(e->emailid, "Mabc") == 0 && strcmp(e->threadid, "Tdef") == 0);
-		CHECK(strcmp(e->preview, "") == 0);
-		CHECK(e->internaldate == 1700000007 && e->savedate == 1700000100 && e->size == 1000);
+		CHECK(e->f.uid == 7 && e->account_id == 1 && e->collection_id == 2);
+		CHECK(e->f.raw_len == 1000 && e->f.raw[0] == 'x' && e->f.raw[999] == 'x');
+		CHECK(e->f.structure_len == 7 && memcmp(e->f.structure, "M1-tree", 7) == 0);
+		CHECK(strcmp(e->f.emailid, "Mabc") == 0 && strcmp(e->f.threadid, "Tdef") == 0);
+		CHECK(strcmp(e->f.preview, "") == 0);
+		CHECK(e->f.internaldate == 1700000007 && e->f.savedate == 1700000100 && e->f.size == 1000);
 		mc_release(e);
 	}
 	/* other folder, other account, other UID: misses */
@@ -105,11 +105,11 @@ static void test_budget_and_eviction(void)
 	{
 		struct mc_entry *e = mc_get(5, 6, 2000);
 
-		CHECK(e != NULL && e->raw[0] == (char)('a' + 2000 % 26));
+		CHECK(e != NULL && e->f.raw[0] == (char)('a' + 2000 % 26));
 		mc_release(e);
 	}
 	/* the evicted entry a reader holds is still whole */
-	CHECK(held != NULL && held->uid == 1 && held->raw_len == 10000 && held->raw[9999] == 'b');
+	CHECK(held != NULL && held->f.uid == 1 && held->f.raw_len == 10000 && held->f.raw[9999] == 'b');
 	mc_release(held);
 	mc_stats(NULL, NULL, &hits1, NULL);
 	CHECK(hits1 == hits0 + 1);
@@ -139,7 +139,7 @@ static void *hammer(void *arg)
 		struct mc_entry *e = mc_get(9, 9, uid);
 
 		if (e != NULL) {
-			if (e->uid != uid || e->raw_len != 3000 || e->raw[2999] != (char)('a' + uid % 26))
+			if (e->f.uid != uid || e->f.raw_len != 3000 || e->f.raw[2999] != (char)('a' + uid % 26))
 				__atomic_add_fetch(&failures, 1, __ATOMIC_RELAXED);
 			mc_release(e);
 		} else {
